@@ -1,0 +1,489 @@
+// Copyright 2026 the connctx authors. MIT license.
+// HTTP/1.1 request parsing (RFC 9112), pure functions over bytes. No I/O.
+//
+// Strictness: anything ambiguous is rejected. Bare LF, obs-fold, whitespace
+// before a colon, control characters, Transfer-Encoding together with
+// Content-Length, and differing duplicate Content-Length values are all 400s.
+
+/** An error that maps to an HTTP status; the connection is closed after it. */
+export class HttpError extends Error {
+  /** The status to answer with. */
+  readonly status: number;
+  /**
+   * @param status The status to answer with.
+   * @param message Why, for logs and the response body.
+   */
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+  }
+}
+
+/** Parser limits. */
+export interface Limits {
+  /** Largest request head (request line and headers), bytes. */
+  maxHeaderBytes: number;
+  /** Most header fields. */
+  maxHeaderCount: number;
+  /** Longest request target, bytes. */
+  maxUriBytes: number;
+}
+
+/** Defaults used when an option is not given. */
+export const DEFAULT_LIMITS: Limits = {
+  maxHeaderBytes: 64 * 1024,
+  maxHeaderCount: 128,
+  maxUriBytes: 8 * 1024,
+};
+
+/** A parsed request head. */
+export interface RequestHead {
+  method: string;
+  target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: number;
+  /** Lower-cased names and values, alternating, in order of arrival. */
+  headers: string[];
+  /** The `Host` value, or `""`. */
+  host: string;
+  /** -1 if absent. */
+  contentLength: number;
+  chunked: boolean;
+  /** Whether the client wants the connection kept open. */
+  keepAlive: boolean;
+  expectContinue: boolean;
+  /** 0 origin-form, 1 absolute-form, 2 asterisk-form, 3 authority-form. */
+  form: number;
+  /** Index just past the head's final CRLF. */
+  end: number;
+}
+
+// Character classes, one table: bit 1 tchar, bit 2 field-value byte
+// (VCHAR, SP, HTAB, obs-text), bit 4 request-target byte (VCHAR minus
+// nothing: 0x21-0x7E), bit 8 valid Host byte.
+const T = new Uint8Array(256);
+{
+  const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  for (let i = 0; i < tchar.length; i++) T[tchar.charCodeAt(i)] |= 1;
+  for (let i = 0x20; i < 0x7f; i++) T[i] |= 2;
+  T[0x09] |= 2;
+  for (let i = 0x80; i < 0x100; i++) T[i] |= 2;
+  for (let i = 0x21; i < 0x7f; i++) T[i] |= 4;
+  const host = "!$&'()*+,-.0123456789:;=@[]_~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%";
+  for (let i = 0; i < host.length; i++) T[host.charCodeAt(i)] |= 8;
+}
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+
+/** Decodes bytes as Latin-1 (HTTP field values are ISO-8859-1 by tradition). */
+export function latin1(buf: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n <= 0) return "";
+  if (n < 128) {
+    let s = "";
+    for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]);
+    return s;
+  }
+  let s = "";
+  for (let i = start; i < end; i += 8192) {
+    s += String.fromCharCode.apply(
+      null,
+      buf.subarray(i, Math.min(end, i + 8192)) as unknown as number[],
+    );
+  }
+  return s;
+}
+
+function method(buf: Uint8Array, s: number, e: number): string {
+  const n = e - s;
+  const c = buf[s];
+  if (n === 3 && c === 71 && buf[s + 1] === 69 && buf[s + 2] === 84) return "GET";
+  if (n === 4 && c === 80 && buf[s + 1] === 79 && buf[s + 2] === 83 && buf[s + 3] === 84) {
+    return "POST";
+  }
+  if (n === 4 && c === 72 && buf[s + 1] === 69 && buf[s + 2] === 65 && buf[s + 3] === 68) {
+    return "HEAD";
+  }
+  return latin1(buf, s, e);
+}
+
+/**
+ * Finds the end of a request head in `buf[from, end)`. Returns the index just
+ * past the blank line, or -1 if not there yet. `scanFrom` lets callers resume
+ * where the last scan stopped, so a head that trickles in byte by byte costs
+ * linear time. A blank line ended by bare LF also counts (the parser then
+ * rejects it), so such requests fail fast instead of waiting for a timeout.
+ */
+export function findHeadEnd(buf: Uint8Array, scanFrom: number, end: number): number {
+  let i = scanFrom;
+  while (i < end) {
+    const lf = buf.indexOf(LF, i);
+    if (lf === -1 || lf >= end) return -1;
+    if (lf + 1 < end && buf[lf + 1] === LF) return lf + 2;
+    if (lf + 2 < end && buf[lf + 1] === CR && buf[lf + 2] === LF) return lf + 3;
+    if (lf + 2 >= end) return -1;
+    i = lf + 1;
+  }
+  return -1;
+}
+
+/** Where a scan should resume after `findHeadEnd` returned -1. */
+export function rescanFrom(end: number, start: number): number {
+  return Math.max(start, end - 3);
+}
+
+function bad(msg: string): never {
+  throw new HttpError(400, msg);
+}
+
+/**
+ * Parses a complete request head in `buf[start, headEnd)`, where `headEnd`
+ * came from {@linkcode findHeadEnd}. Throws {@linkcode HttpError}.
+ */
+export function parseHead(
+  buf: Uint8Array,
+  start: number,
+  headEnd: number,
+  limits: Limits,
+): RequestHead {
+  if (headEnd - start > limits.maxHeaderBytes) {
+    throw new HttpError(431, "request header fields too large");
+  }
+  let p = start;
+  // RFC 9112 §2.2: ignore empty lines before the request line.
+  while (p + 1 < headEnd && buf[p] === CR && buf[p + 1] === LF) p += 2;
+
+  // method SP request-target SP HTTP-version CRLF
+  const ms = p;
+  while (T[buf[p]] & 1) p++;
+  if (p === ms || buf[p] !== SP) bad("malformed request line");
+  const m = method(buf, ms, p);
+  const ts = ++p;
+  while (T[buf[p]] & 4) p++;
+  const te = p;
+  if (te === ts || buf[p] !== SP) {
+    if (buf[p] === CR || buf[p] === LF) bad("malformed request line");
+    bad("invalid character in request target");
+  }
+  if (te - ts > limits.maxUriBytes) throw new HttpError(414, "URI too long");
+  p++;
+  if (
+    buf[p] !== 72 || buf[p + 1] !== 84 || buf[p + 2] !== 84 || buf[p + 3] !== 80 ||
+    buf[p + 4] !== 47 || buf[p + 6] !== 46
+  ) bad("malformed HTTP version");
+  const major = buf[p + 5] - 48;
+  const minor = buf[p + 7] - 48;
+  if (major < 0 || major > 9 || minor < 0 || minor > 9) bad("malformed HTTP version");
+  p += 8;
+  if (buf[p] !== CR || buf[p + 1] !== LF) bad("malformed request line");
+  p += 2;
+  if (major !== 1 || minor > 1) {
+    throw new HttpError(505, "HTTP version not supported");
+  }
+  const target = latin1(buf, ts, te);
+  let form = 0;
+  const t0 = buf[ts];
+  if (t0 === 47) form = 0;
+  else if (te - ts === 1 && t0 === 42) form = 2;
+  else if (m === "CONNECT") form = 3;
+  else if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(target)) form = 1;
+  else bad("invalid request target");
+  if (form === 2 && m !== "OPTIONS") bad("asterisk-form is for OPTIONS only");
+  if (m === "CONNECT" && form !== 3) bad("CONNECT needs authority-form");
+  if (form === 1 && !/^https?:\/\/[^/?#@\s]+/i.test(target)) bad("invalid absolute-form target");
+
+  const headers: string[] = [];
+  let host = "";
+  let hosts = 0;
+  let contentLength = -1;
+  let te_ = "";
+  let hasTE = false;
+  let conn = "";
+  let expect = "";
+  let count = 0;
+  const last = headEnd - 2; // index of the final CRLF
+  while (p < last) {
+    // field-name ":" OWS field-value OWS CRLF
+    const ns = p;
+    while (T[buf[p]] & 1) p++;
+    if (buf[p] !== 58) {
+      if (p === ns && (buf[p] === SP || buf[p] === HTAB)) bad("obsolete line folding");
+      if (buf[p] === SP || buf[p] === HTAB) bad("whitespace before colon");
+      bad("invalid header name");
+    }
+    if (p === ns) bad("empty header name");
+    const ne = p++;
+    while (buf[p] === SP || buf[p] === HTAB) p++;
+    const vs = p;
+    while (T[buf[p]] & 2) p++;
+    if (buf[p] !== CR) {
+      if (buf[p] === LF) bad("bare LF in header");
+      bad("invalid character in header value");
+    }
+    if (buf[p + 1] !== LF) bad("bare CR in header");
+    let ve = p;
+    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
+    p += 2;
+    if (++count > limits.maxHeaderCount) {
+      throw new HttpError(431, "too many header fields");
+    }
+    const name = latin1(buf, ns, ne).toLowerCase();
+    const value = latin1(buf, vs, ve);
+    headers.push(name, value);
+    switch (name) {
+      case "host":
+        host = value;
+        hosts++;
+        break;
+      case "content-length": {
+        const n = parseLength(value);
+        if (contentLength !== -1 && n !== contentLength) bad("conflicting Content-Length");
+        contentLength = n;
+        break;
+      }
+      case "transfer-encoding":
+        te_ = hasTE ? `${te_},${value}` : value;
+        hasTE = true;
+        break;
+      case "connection":
+        conn = conn === "" ? value : `${conn},${value}`;
+        break;
+      case "expect":
+        expect = value;
+        break;
+    }
+  }
+  if (p !== last || buf[p] !== CR || buf[p + 1] !== LF) bad("malformed header section");
+
+  if (minor === 1) {
+    if (hosts !== 1) bad(hosts === 0 ? "missing Host header" : "multiple Host headers");
+  } else if (hosts > 1) bad("multiple Host headers");
+  if (host !== "") {
+    for (let i = 0; i < host.length; i++) {
+      if (!(T[host.charCodeAt(i)] & 8)) bad("invalid Host header");
+    }
+  }
+
+  let chunked = false;
+  if (hasTE) {
+    if (minor === 0) bad("Transfer-Encoding in an HTTP/1.0 request");
+    if (contentLength !== -1) bad("both Transfer-Encoding and Content-Length");
+    const codings = te_.split(",");
+    for (let i = 0; i < codings.length; i++) {
+      const c = codings[i].trim().toLowerCase();
+      if (c === "") bad("empty transfer coding");
+      if (c === "chunked") {
+        if (i !== codings.length - 1) bad("chunked must be the final transfer coding");
+        chunked = true;
+      } else if (i === codings.length - 1) {
+        bad("final transfer coding is not chunked");
+      } else if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(c)) {
+        bad("invalid transfer coding");
+      } else {
+        throw new HttpError(501, `transfer coding "${c}" not implemented`);
+      }
+    }
+  }
+
+  let keepAlive = minor === 1;
+  if (conn !== "") {
+    const tokens = conn.toLowerCase().split(",");
+    for (let i = 0; i < tokens.length; i++) {
+      const tok = tokens[i].trim();
+      if (tok === "close") {
+        keepAlive = false;
+        break;
+      }
+      if (tok === "keep-alive") keepAlive = true;
+    }
+  }
+  let expectContinue = false;
+  if (expect !== "") {
+    if (expect.toLowerCase() === "100-continue") expectContinue = minor === 1;
+    else throw new HttpError(417, "unsupported expectation");
+  }
+  return {
+    method: m,
+    target,
+    minor,
+    headers,
+    host,
+    contentLength,
+    chunked,
+    keepAlive,
+    expectContinue,
+    form,
+    end: headEnd,
+  };
+}
+
+/** Parses a Content-Length value: 1*DIGIT, at most 15 digits (2^49 bytes). */
+export function parseLength(v: string): number {
+  if (v.length === 0 || v.length > 15) bad("invalid Content-Length");
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const d = v.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) bad("invalid Content-Length");
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** Limits for chunked bodies. */
+export interface ChunkLimits {
+  /** Longest chunk-size line including extensions, bytes. */
+  maxChunkLineBytes: number;
+  /** Largest trailer section, bytes. */
+  maxTrailerBytes: number;
+}
+
+/** Default chunk limits. */
+export const DEFAULT_CHUNK_LIMITS: ChunkLimits = {
+  maxChunkLineBytes: 4096,
+  maxTrailerBytes: 16 * 1024,
+};
+
+const S_SIZE = 0;
+const S_EXT = 1;
+const S_SIZE_LF = 2;
+const S_DATA = 3;
+const S_DATA_CR = 4;
+const S_DATA_LF = 5;
+const S_TRAILER = 6; // at start of a trailer line
+const S_TRAILER_LINE = 7;
+const S_TRAILER_LF = 8;
+const S_END_LF = 9;
+const S_DONE = 10;
+
+/**
+ * An incremental decoder for `Transfer-Encoding: chunked` (RFC 9112 §7.1).
+ * Feed it bytes; it reports which ranges are body data. Trailers are parsed
+ * and validated, then dropped. Chunk sizes are hex with an overflow guard.
+ */
+export class ChunkedDecoder {
+  #state = S_SIZE;
+  #size = 0;
+  #digits = 0;
+  #line = 0;
+  #trailer = 0;
+  #lineStart = true;
+  readonly #limits: ChunkLimits;
+
+  constructor(limits: ChunkLimits = DEFAULT_CHUNK_LIMITS) {
+    this.#limits = limits;
+  }
+
+  /** True once the last chunk and trailers have been read. */
+  get done(): boolean {
+    return this.#state === S_DONE;
+  }
+
+  /**
+   * Consumes framing bytes from `buf[p, end)` until the next data byte, and
+   * returns `[p, n]`: the index of the first data byte and how many data bytes
+   * (`n`) are available from there. The caller takes the data and calls again
+   * from `p + n`. Returns `n = 0` with `p === end` when more input is needed,
+   * and `n = 0` with {@linkcode done} set at the end of the body.
+   */
+  next(buf: Uint8Array, p: number, end: number): [number, number] {
+    const L = this.#limits;
+    while (p < end) {
+      const c = buf[p];
+      switch (this.#state) {
+        case S_SIZE: {
+          const h = hex(c);
+          if (h >= 0) {
+            if (++this.#digits > 12) throw new HttpError(400, "chunk size too large");
+            this.#size = this.#size * 16 + h;
+            p++;
+            break;
+          }
+          if (this.#digits === 0) throw new HttpError(400, "invalid chunk size");
+          if (c !== CR && c !== 59 && c !== SP && c !== HTAB) {
+            throw new HttpError(400, "invalid chunk size");
+          }
+          this.#state = S_EXT;
+          break;
+        }
+        case S_EXT:
+          // chunk-ext: BWS ";" ... up to CRLF, bounded; no control bytes.
+          if (c === CR) {
+            this.#state = S_SIZE_LF;
+          } else if (c === LF || (c < 0x20 && c !== HTAB) || c === 0x7f) {
+            throw new HttpError(400, "invalid chunk extension");
+          }
+          if (++this.#line > L.maxChunkLineBytes) {
+            throw new HttpError(400, "chunk extension too long");
+          }
+          p++;
+          break;
+        case S_SIZE_LF:
+          if (c !== LF) throw new HttpError(400, "bare CR in chunk size line");
+          p++;
+          this.#digits = 0;
+          this.#line = 0;
+          if (this.#size === 0) {
+            this.#state = S_TRAILER;
+            this.#lineStart = true;
+          } else this.#state = S_DATA;
+          break;
+        case S_DATA: {
+          const n = Math.min(this.#size, end - p);
+          this.#size -= n;
+          if (this.#size === 0) this.#state = S_DATA_CR;
+          return [p, n];
+        }
+        case S_DATA_CR:
+          if (c !== CR) throw new HttpError(400, "missing CRLF after chunk data");
+          this.#state = S_DATA_LF;
+          p++;
+          break;
+        case S_DATA_LF:
+          if (c !== LF) throw new HttpError(400, "missing CRLF after chunk data");
+          this.#state = S_SIZE;
+          p++;
+          break;
+        case S_TRAILER:
+          if (c === CR) {
+            this.#state = S_END_LF;
+            p++;
+            break;
+          }
+          if (!(T[c] & 1)) throw new HttpError(400, "invalid trailer field");
+          this.#state = S_TRAILER_LINE;
+          break;
+        case S_TRAILER_LINE:
+          if (++this.#trailer > L.maxTrailerBytes) {
+            throw new HttpError(431, "trailer section too large");
+          }
+          if (c === CR) this.#state = S_TRAILER_LF;
+          else if (!(T[c] & 2) && c !== 58) throw new HttpError(400, "invalid trailer field");
+          p++;
+          break;
+        case S_TRAILER_LF:
+          if (c !== LF) throw new HttpError(400, "bare CR in trailer");
+          this.#state = S_TRAILER;
+          p++;
+          break;
+        case S_END_LF:
+          if (c !== LF) throw new HttpError(400, "bare CR after trailers");
+          this.#state = S_DONE;
+          return [p + 1, 0];
+        case S_DONE:
+          return [p, 0];
+      }
+    }
+    return [p, 0];
+  }
+}
+
+function hex(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}

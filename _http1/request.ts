@@ -1,0 +1,243 @@
+// Copyright 2026 the connctx authors. MIT license.
+// A lazily materialised `Request`.
+//
+// `new Request(...)` costs microseconds (URL parsing, Headers, AbortSignal).
+// Most handlers read the method, the URL and a header or two, so the server
+// hands them this object instead: `instanceof Request` holds, and method, url,
+// headers, body, signal and the body readers are answered from the parsed
+// head without building a real `Request`. Anything else (clone(), cache, a
+// platform API that reads the request's internal slots, such as
+// `fetch(request)` or `new Request(request)`) materialises a real `Request`
+// once, on first use, and delegates to it.
+
+import type { RequestHead } from "./parser.ts";
+
+/** What the request needs from its connection. */
+export interface RequestSource {
+  /** The request's body stream, created on first use; `null` if none. */
+  body(): ReadableStream<Uint8Array> | null;
+  /** The request's cancellation signal, created on first use. */
+  signal(): AbortSignal;
+}
+
+const decoder = new TextDecoder();
+
+/** The per-request object handlers receive as `request`. */
+export class IncomingRequest {
+  readonly #head: RequestHead;
+  readonly #src: RequestSource;
+  #url: string | undefined;
+  readonly #base: string;
+  #headers: Headers | undefined = undefined;
+  #body: ReadableStream<Uint8Array> | null | undefined = undefined;
+  #used = false;
+  #real: Request | undefined = undefined;
+
+  constructor(head: RequestHead, base: string, src: RequestSource) {
+    this.#head = head;
+    this.#base = base;
+    this.#src = src;
+  }
+
+  get method(): string {
+    return this.#head.method;
+  }
+
+  get url(): string {
+    let u = this.#url;
+    if (u === undefined) {
+      const h = this.#head;
+      if (h.form === 0) u = this.#base + h.target;
+      else if (h.form === 1) u = h.target;
+      else if (h.form === 2) u = this.#base + "/";
+      else u = this.#base + "/";
+      try {
+        u = new URL(u).href;
+      } catch {
+        // The parser only lets through targets a URL can hold; keep the raw
+        // string rather than throwing from a getter.
+      }
+      this.#url = u;
+    }
+    return u;
+  }
+
+  get headers(): Headers {
+    let h = this.#headers;
+    if (h === undefined) {
+      h = new Headers();
+      const raw = this.#head.headers;
+      for (let i = 0; i < raw.length; i += 2) h.append(raw[i], raw[i + 1]);
+      this.#headers = h;
+    }
+    return h;
+  }
+
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.#real !== undefined) return this.#real.body;
+    let b = this.#body;
+    if (b === undefined) b = this.#body = this.#src.body();
+    return b;
+  }
+
+  get bodyUsed(): boolean {
+    if (this.#real !== undefined) return this.#real.bodyUsed;
+    return this.#used || (this.#body !== undefined && this.#body !== null && this.#body.locked);
+  }
+
+  get signal(): AbortSignal {
+    return this.#src.signal();
+  }
+
+  async bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.#real !== undefined) return await this.#real.bytes();
+    const body = this.#take();
+    if (body === null) return new Uint8Array(0);
+    const chunks: Uint8Array[] = [];
+    let n = 0;
+    const reader = body.getReader();
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      chunks.push(r.value);
+      n += r.value.byteLength;
+    }
+    if (chunks.length === 1 && chunks[0].buffer instanceof ArrayBuffer) {
+      return chunks[0] as Uint8Array<ArrayBuffer>;
+    }
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const c of chunks) {
+      out.set(c, o);
+      o += c.byteLength;
+    }
+    return out;
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const b = await this.bytes();
+    return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength
+      ? b.buffer
+      : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+  }
+
+  async text(): Promise<string> {
+    if (this.#real !== undefined) return await this.#real.text();
+    return decoder.decode(await this.bytes());
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+
+  async blob(): Promise<Blob> {
+    if (this.#real !== undefined) return await this.#real.blob();
+    const type = this.headers.get("content-type") ?? "";
+    return new Blob([await this.bytes()], { type });
+  }
+
+  async formData(): Promise<FormData> {
+    return await this.#materialize().formData();
+  }
+
+  clone(): Request {
+    return this.#materialize().clone();
+  }
+
+  #take(): ReadableStream<Uint8Array> | null {
+    if (this.bodyUsed) throw new TypeError("Body already consumed");
+    const b = this.body;
+    this.#used = true;
+    return b;
+  }
+
+  /** The real `Request`, built once. */
+  #materialize(): Request {
+    let r = this.#real;
+    if (r === undefined) {
+      const m = this.#head.method;
+      let body: ReadableStream<Uint8Array> | null = null;
+      if (!this.#used && m !== "GET" && m !== "HEAD") body = this.body;
+      r = new Request(this.url, {
+        method: m,
+        headers: this.headers,
+        body,
+        signal: this.signal,
+        // @ts-ignore: `duplex` is required for stream bodies but not in every lib.
+        duplex: "half",
+      });
+      this.#real = r;
+    }
+    return r;
+  }
+
+  /** @internal Used by delegating accessors. */
+  static materialize(req: IncomingRequest): Request {
+    return req.#materialize();
+  }
+
+  [Symbol.for("Deno.customInspect")](
+    inspect: (v: unknown, o: unknown) => string,
+    options: unknown,
+  ): string {
+    return `Request ${
+      inspect({
+        method: this.method,
+        url: this.url,
+        headers: this.headers,
+        bodyUsed: this.bodyUsed,
+      }, options)
+    }`;
+  }
+}
+
+// Everything else on Request.prototype, and every internal slot the platform
+// reads from a Request (found on a probe instance), delegates to the real
+// Request. The brand check of the platform's own functions then passes, so
+// `fetch(request)` and `new Request(request)` work.
+{
+  const proto = IncomingRequest.prototype as unknown as Record<PropertyKey, unknown>;
+  for (const name of Object.getOwnPropertyNames(Request.prototype)) {
+    if (name === "constructor" || Object.hasOwn(proto, name)) continue;
+    const d = Object.getOwnPropertyDescriptor(Request.prototype, name)!;
+    if (typeof d.value === "function") {
+      Object.defineProperty(proto, name, {
+        configurable: true,
+        writable: true,
+        value(this: IncomingRequest, ...args: unknown[]) {
+          const real = IncomingRequest.materialize(this) as unknown as Record<
+            string,
+            (...a: unknown[]) => unknown
+          >;
+          return real[name](...args);
+        },
+      });
+    } else if (d.get) {
+      Object.defineProperty(proto, name, {
+        configurable: true,
+        get(this: IncomingRequest) {
+          return (IncomingRequest.materialize(this) as unknown as Record<string, unknown>)[name];
+        },
+      });
+    }
+  }
+  const probe = new Request("http://probe.invalid/");
+  for (const s of Object.getOwnPropertySymbols(probe)) {
+    const v = (probe as unknown as Record<symbol, unknown>)[s];
+    if (v === s) {
+      // A brand: a constant the platform compares with itself.
+      Object.defineProperty(proto, s, { value: s });
+      continue;
+    }
+    Object.defineProperty(proto, s, {
+      configurable: true,
+      get(this: IncomingRequest) {
+        return (IncomingRequest.materialize(this) as unknown as Record<symbol, unknown>)[s];
+      },
+      set(this: IncomingRequest, v: unknown) {
+        (IncomingRequest.materialize(this) as unknown as Record<symbol, unknown>)[s] = v;
+      },
+    });
+  }
+  Object.setPrototypeOf(IncomingRequest.prototype, Request.prototype);
+}

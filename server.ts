@@ -1,0 +1,573 @@
+// Copyright 2026 the connctx authors. MIT license.
+
+/**
+ * An HTTP/1.1 server for Deno with Go-style contexts that never leak.
+ *
+ * {@linkcode serve} has the shape of `Deno.serve`: a handler takes a web
+ * `Request` and returns a `Response`, so handlers written for `Deno.serve`
+ * (and frameworks such as Hono) run unchanged. Beyond `Deno.serve`, every
+ * request carries a {@linkcode Context} in `info.context`, derived from its
+ * connection's context, which is derived from the server's base context:
+ *
+ * ```
+ * base = baseContext(listener) + ServerContextKey      (once, never reassigned)
+ * per connection:  connCtx = connContext(withCancel(base + conn facts), conn)
+ * per request:     reqCtx  = withCancel(connCtx)       (canceled when done)
+ * ```
+ *
+ * The per-connection context lives in a local variable of that connection's
+ * loop. Go 1.13.0–1.13.4 assigned it back to the shared base context, so
+ * every connection chained onto the previous one and memory grew forever
+ * (golang/go#35750); this module cannot do that by construction, and its
+ * tests prove it.
+ *
+ * @example Tag each connection in its context
+ * ```ts ignore
+ * import { serve } from "./server.ts";
+ * import { ContextKey, withValue } from "./context.ts";
+ *
+ * const CONN_ID = new ContextKey<number>("conn id");
+ * serve({
+ *   port: 8000,
+ *   connContext: (ctx, conn) => withValue(ctx, CONN_ID, conn.id),
+ * }, (_req, info) => new Response(`connection ${info.context.value(CONN_ID)}\n`));
+ * ```
+ *
+ * @module
+ */
+
+import { background, CanceledError, type Context, ContextKey, withValue } from "./_context.ts";
+import {
+  CONN_INFO_KEY,
+  type ConnInfo,
+  type ConnState,
+  type Core,
+  type HandlerInfo,
+  Http1Conn,
+  LOCAL_ADDR_KEY,
+} from "./_http1/conn.ts";
+import { DEFAULT_CHUNK_LIMITS, DEFAULT_LIMITS } from "./_http1/parser.ts";
+
+export type { ConnInfo, ConnState };
+
+/**
+ * The `info` argument of a handler: a superset of `Deno.ServeHandlerInfo`.
+ *
+ * @example
+ * ```ts
+ * import type { ServeHandlerInfo } from "./server.ts";
+ *
+ * function handler(_req: Request, info: ServeHandlerInfo): Response {
+ *   if (info.context.err) return new Response(null, { status: 499 });
+ *   return new Response(`hello, connection ${info.conn.id}`);
+ * }
+ * ```
+ */
+export type ServeHandlerInfo = HandlerInfo;
+
+/**
+ * A request handler, as for `Deno.serve`.
+ *
+ * @example
+ * ```ts
+ * import type { ServeHandler } from "./server.ts";
+ *
+ * const handler: ServeHandler = (req) => new Response(`you asked for ${new URL(req.url).pathname}`);
+ * ```
+ */
+export type ServeHandler = (
+  request: Request,
+  info: ServeHandlerInfo,
+) => Response | Promise<Response>;
+
+/**
+ * Options for {@linkcode serve}. Every limit and timeout has a default that is
+ * safe on the internet; times are milliseconds, `0` disables a timeout.
+ *
+ * @example
+ * ```ts
+ * import type { ServeOptions } from "./server.ts";
+ *
+ * const options: ServeOptions = { port: 0, hostname: "127.0.0.1", readHeaderTimeout: 5_000 };
+ * ```
+ */
+export interface ServeOptions {
+  /** TCP port; default `8000`. `0` picks a free port. */
+  port?: number;
+  /** Address to listen on; default `"0.0.0.0"`. */
+  hostname?: string;
+  /** Listen on this unix domain socket instead of TCP. */
+  path?: string;
+  /** PEM certificate chain: serve HTTPS via `Deno.listenTls` (with `key`). */
+  cert?: string;
+  /** PEM private key for `cert`. */
+  key?: string;
+  /** Serve on a listener you made yourself. */
+  listener?: Deno.Listener;
+  /** Aborting it starts a graceful {@linkcode Server.shutdown}. */
+  signal?: AbortSignal;
+  /** Called once listening; default logs the address. */
+  onListen?: (addr: Deno.Addr) => void;
+  /** Turns a handler's exception into a response; default logs it and
+   * answers 500. */
+  onError?: (
+    error: unknown,
+    request: Request,
+    info: ServeHandlerInfo,
+  ) => Response | Promise<Response>;
+  /** Makes the base context, once, from the listener; default
+   * `background()`. The server adds {@linkcode ServerContextKey}. */
+  baseContext?: (listener: Deno.Listener) => Context;
+  /** Derives a connection's context from the one it is given (which carries
+   * {@linkcode ConnInfoContextKey} and {@linkcode LocalAddrContextKey}).
+   * Called once per connection; its result is never cached or shared. It
+   * must return a context derived from `ctx`, or the connection is closed. */
+  connContext?: (ctx: Context, conn: ConnInfo) => Context;
+  /** Observes each connection's state changes: `new`, then `active` ↔
+   * `idle`, then `closed`. */
+  connState?: (conn: ConnInfo, state: ConnState) => void;
+  /** Time from a request's first byte (or the connection's start) to the end
+   * of its head; then 408. Default 10 000. */
+  readHeaderTimeout?: number;
+  /** Longest wait for the next piece of a request body; then the body
+   * errors and the connection closes. Default 60 000. */
+  readTimeout?: number;
+  /** Longest a single write may wait for the client to read (back-pressure
+   * stall); then the connection closes. Default 30 000. */
+  writeTimeout?: number;
+  /** How long a keep-alive connection may sit idle. Default 60 000. */
+  idleTimeout?: number;
+  /** Largest request head (request line and headers); then 431. Default 64 KiB. */
+  maxHeaderBytes?: number;
+  /** Most header fields in a request; then 431. Default 128. */
+  maxHeaderCount?: number;
+  /** Longest request target; then 414. Default 8 KiB. */
+  maxUriBytes?: number;
+  /** Largest request body; a larger `Content-Length` gets 413 before the
+   * handler runs, a chunked body errors when it passes the limit. Default
+   * `Infinity` (bodies are streams with back-pressure). */
+  maxBodyBytes?: number;
+  /** Longest chunk-size line with extensions; then 400. Default 4 KiB. */
+  maxChunkLineBytes?: number;
+  /** Largest chunked trailer section; then 431. Default 16 KiB. */
+  maxTrailerBytes?: number;
+  /** Largest unread request body drained after the response to keep the
+   * connection; a larger one closes it. Default 256 KiB. */
+  maxDrainBytes?: number;
+  /** Keep connections open between requests. Default `true`. */
+  keepAlive?: boolean;
+}
+
+/**
+ * A running server, as returned by {@linkcode serve}. It mirrors
+ * `Deno.HttpServer` and adds Go's graceful shutdown with a context.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./server.ts";
+ *
+ * await using server = serve({ port: 0, onListen() {} }, () => new Response("ok"));
+ * const res = await fetch(`http://localhost:${(server.addr as Deno.NetAddr).port}/`);
+ * await res.text();
+ * ```
+ */
+export interface Server extends AsyncDisposable {
+  /** The address the server listens on. */
+  readonly addr: Deno.Addr;
+  /** Settles when the server has stopped and every connection is closed. */
+  readonly finished: Promise<void>;
+  /** Connections open now. */
+  readonly openConnections: number;
+  /** Requests being served now. */
+  readonly activeRequests: number;
+  /**
+   * Graceful shutdown, like Go's `Server.Shutdown(ctx)`: stop accepting,
+   * close idle connections, let in-flight requests finish (their responses
+   * carry `Connection: close`). If `ctx` ends first, the remaining requests'
+   * contexts are canceled with a cause and their connections closed.
+   *
+   * @param ctx Bounds the wait; default: wait as long as it takes.
+   * @returns Settles when every connection is closed.
+   */
+  shutdown(ctx?: Context): Promise<void>;
+  /** Closes the listener and every connection now. */
+  close(): void;
+  /**
+   * Registers `fn` to run once when shutdown starts (Go's
+   * `RegisterOnShutdown`), e.g. to tell long-lived streams to wind down.
+   *
+   * @param fn The hook.
+   */
+  registerOnShutdown(fn: () => void): void;
+  /** Keeps the process alive while the server runs (the default). */
+  ref(): void;
+  /** Lets the process exit even though the server is running. */
+  unref(): void;
+}
+
+/**
+ * The key under which every context of a server carries the
+ * {@linkcode Server} (Go's `http.ServerContextKey`).
+ *
+ * @example
+ * ```ts
+ * import { ServerContextKey, type ServeHandler } from "./server.ts";
+ *
+ * const handler: ServeHandler = (_req, info) => {
+ *   const server = info.context.value(ServerContextKey);
+ *   return new Response(`${server?.activeRequests} active`);
+ * };
+ * ```
+ */
+export const ServerContextKey: ContextKey<Server> = new ContextKey<Server>("connctx.server");
+
+/**
+ * The key under which a connection's context carries the local address the
+ * connection arrived on (Go's `http.LocalAddrContextKey`).
+ *
+ * @example
+ * ```ts
+ * import { LocalAddrContextKey, type ServeHandler } from "./server.ts";
+ *
+ * const handler: ServeHandler = (_req, info) =>
+ *   new Response(JSON.stringify(info.context.value(LocalAddrContextKey)));
+ * ```
+ */
+export const LocalAddrContextKey: ContextKey<Deno.Addr> = LOCAL_ADDR_KEY;
+
+/**
+ * The key under which a connection's context carries its {@linkcode ConnInfo}.
+ *
+ * @example
+ * ```ts
+ * import { ConnInfoContextKey, type ServeHandler } from "./server.ts";
+ *
+ * const handler: ServeHandler = (_req, info) =>
+ *   new Response(`connection ${info.context.value(ConnInfoContextKey)?.id}`);
+ * ```
+ */
+export const ConnInfoContextKey: ContextKey<ConnInfo> = CONN_INFO_KEY;
+
+function defaultOnError(error: unknown): Response {
+  console.error("connctx: handler failed:", error);
+  return new Response("Internal Server Error", {
+    status: 500,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+function listen(options: ServeOptions): Deno.Listener {
+  if (options.listener) return options.listener;
+  if (options.path !== undefined) {
+    return Deno.listen({ transport: "unix", path: options.path });
+  }
+  const hostname = options.hostname ?? "0.0.0.0";
+  const port = options.port ?? 8000;
+  if (options.cert !== undefined || options.key !== undefined) {
+    if (options.cert === undefined || options.key === undefined) {
+      throw new TypeError("TLS needs both cert and key");
+    }
+    return Deno.listenTls({
+      hostname,
+      port,
+      cert: options.cert,
+      key: options.key,
+      alpnProtocols: ["http/1.1"],
+    });
+  }
+  return Deno.listen({ hostname, port, transport: "tcp" });
+}
+
+function num(v: number | undefined, d: number, name: string): number {
+  if (v === undefined) return d;
+  if (typeof v !== "number" || Number.isNaN(v) || v < 0) {
+    throw new TypeError(`${name} must be a non-negative number`);
+  }
+  return v;
+}
+
+class ServerImpl implements Server {
+  readonly addr: Deno.Addr;
+  readonly finished: Promise<void>;
+  readonly #listener: Deno.Listener;
+  readonly #core: Core;
+  readonly #tls: boolean;
+  #resolveFinished!: () => void;
+  #listening = true;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #hooks: (() => void)[] = [];
+  #shutdown: Promise<void> | null = null;
+  #idle: (() => void) | null = null;
+  #acceptLoop: Promise<void>;
+
+  constructor(options: ServeOptions, handler: ServeHandler) {
+    const listener = listen(options);
+    this.#listener = listener;
+    this.addr = listener.addr;
+    this.#tls = options.cert !== undefined;
+    this.finished = new Promise((r) => (this.#resolveFinished = r));
+    // The base context: computed once, never reassigned.
+    const base = withValue(
+      options.baseContext ? options.baseContext(listener) : background(),
+      ServerContextKey,
+      this as Server,
+    );
+    const core: Core = {
+      handler,
+      onError: options.onError ?? defaultOnError,
+      base,
+      connContext: options.connContext,
+      connState: options.connState,
+      limits: {
+        maxHeaderBytes: num(
+          options.maxHeaderBytes,
+          DEFAULT_LIMITS.maxHeaderBytes,
+          "maxHeaderBytes",
+        ),
+        maxHeaderCount: num(
+          options.maxHeaderCount,
+          DEFAULT_LIMITS.maxHeaderCount,
+          "maxHeaderCount",
+        ),
+        maxUriBytes: num(options.maxUriBytes, DEFAULT_LIMITS.maxUriBytes, "maxUriBytes"),
+      },
+      chunkLimits: {
+        maxChunkLineBytes: num(
+          options.maxChunkLineBytes,
+          DEFAULT_CHUNK_LIMITS.maxChunkLineBytes,
+          "maxChunkLineBytes",
+        ),
+        maxTrailerBytes: num(
+          options.maxTrailerBytes,
+          DEFAULT_CHUNK_LIMITS.maxTrailerBytes,
+          "maxTrailerBytes",
+        ),
+      },
+      maxBodyBytes: num(options.maxBodyBytes, Infinity, "maxBodyBytes"),
+      drainBytes: num(options.maxDrainBytes, 256 * 1024, "maxDrainBytes"),
+      readHeaderTimeout: num(options.readHeaderTimeout, 10_000, "readHeaderTimeout"),
+      readTimeout: num(options.readTimeout, 60_000, "readTimeout"),
+      writeTimeout: num(options.writeTimeout, 30_000, "writeTimeout"),
+      idleTimeout: num(options.idleTimeout, 60_000, "idleTimeout"),
+      keepAlive: options.keepAlive ?? true,
+      scheme: this.#tls ? "https" : "http",
+      draining: false,
+      conns: new Set(),
+      activeRequests: 0,
+      onIdle: () => this.#idle?.(),
+      log: (msg, err) => console.error(`connctx: ${msg}`, ...(err === undefined ? [] : [err])),
+      unref: false,
+    };
+    this.#core = core;
+    const timeouts = [
+      core.readHeaderTimeout,
+      core.readTimeout,
+      core.writeTimeout,
+      core.idleTimeout,
+    ].filter((t) => t > 0);
+    if (timeouts.length > 0) {
+      const tick = Math.min(1000, Math.max(5, Math.floor(Math.min(...timeouts) / 4)));
+      const id = setInterval(() => this.#sweep(), tick);
+      Deno.unrefTimer(id as unknown as number);
+      this.#sweeper = id;
+    }
+    options.signal?.addEventListener("abort", () => void this.shutdown(), { once: true });
+    if (options.signal?.aborted) queueMicrotask(() => void this.shutdown());
+    (options.onListen ?? defaultOnListen)(this.addr);
+    this.#acceptLoop = this.#accept();
+  }
+
+  get openConnections(): number {
+    return this.#core.conns.size;
+  }
+  get activeRequests(): number {
+    return this.#core.activeRequests;
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const c of this.#core.conns) {
+      if (c.deadline !== 0 && now >= c.deadline) c.timeout();
+    }
+  }
+
+  async #accept(): Promise<void> {
+    const core = this.#core;
+    let backoff = 0;
+    while (this.#listening) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+        backoff = 0;
+      } catch (e) {
+        if (!this.#listening || e instanceof Deno.errors.BadResource) break;
+        if (e instanceof Deno.errors.Interrupted) break;
+        // Out of file descriptors and the like: back off and retry, as Go does.
+        backoff = backoff === 0 ? 5 : Math.min(backoff * 2, 1000);
+        core.log(`accept failed; retrying in ${backoff} ms`, e);
+        await new Promise((r) => setTimeout(r, backoff));
+        continue;
+      }
+      if (core.draining) {
+        conn.close();
+        continue;
+      }
+      if (this.#tls) this.#handshake(conn as Deno.TlsConn);
+      else Http1Conn.serve(core, conn);
+    }
+  }
+
+  async #handshake(conn: Deno.TlsConn): Promise<void> {
+    const core = this.#core;
+    const t = core.readHeaderTimeout > 0
+      ? setTimeout(() => conn.close(), core.readHeaderTimeout)
+      : undefined;
+    try {
+      const hs = await conn.handshake();
+      Http1Conn.serve(core, conn, undefined, { alpnProtocol: hs.alpnProtocol });
+    } catch {
+      try {
+        conn.close();
+      } catch { /* closed by the timer */ }
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  #stopListening(): void {
+    if (!this.#listening) return;
+    this.#listening = false;
+    try {
+      this.#listener.close();
+    } catch { /* already closed */ }
+  }
+
+  #finish(): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    this.#acceptLoop.then(() => this.#resolveFinished());
+  }
+
+  shutdown(ctx: Context = background()): Promise<void> {
+    if (this.#shutdown !== null) return this.#shutdown;
+    const core = this.#core;
+    core.draining = true;
+    for (const h of this.#hooks) queueMicrotask(h);
+    this.#hooks = [];
+    this.#stopListening();
+    this.#shutdown = (async () => {
+      const idle = new Promise<void>((r) => (this.#idle = r));
+      for (const c of [...core.conns]) c.closeIfIdle();
+      if (core.conns.size > 0) {
+        if (ctx.err === undefined) await Promise.race([idle, ctx.done]);
+        if (core.conns.size > 0) {
+          const why = new CanceledError(
+            `server shutdown: ${ctx.err?.message ?? "canceled"}; request cut off`,
+          );
+          for (const c of [...core.conns]) c.abort(why);
+        }
+      }
+      this.#finish();
+      await this.finished;
+    })();
+    return this.#shutdown;
+  }
+
+  close(): void {
+    const core = this.#core;
+    core.draining = true;
+    this.#stopListening();
+    const why = new CanceledError("server closed");
+    for (const c of [...core.conns]) c.abort(why);
+    this.#shutdown ??= (this.#finish(), this.finished);
+  }
+
+  registerOnShutdown(fn: () => void): void {
+    if (this.#core.draining) queueMicrotask(fn);
+    else this.#hooks.push(fn);
+  }
+
+  ref(): void {
+    this.#core.unref = false;
+    this.#listener.ref();
+    for (const c of this.#core.conns) c.conn.ref();
+  }
+
+  unref(): void {
+    this.#core.unref = true;
+    this.#listener.unref();
+    for (const c of this.#core.conns) c.conn.unref();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+}
+
+function defaultOnListen(addr: Deno.Addr): void {
+  if (addr.transport === "unix" || addr.transport === "unixpacket") {
+    console.log(`Listening on ${addr.path}`);
+    return;
+  }
+  const a = addr as Deno.NetAddr;
+  const host = a.hostname.includes(":") ? `[${a.hostname}]` : a.hostname;
+  const shown = a.hostname === "0.0.0.0" || a.hostname === "::" ? "localhost" : host;
+  console.log(`Listening on http://${host}:${a.port}/ (http://${shown}:${a.port}/)`);
+}
+
+/**
+ * Serves HTTP/1.1 with `handler`, like `Deno.serve`, on port 8000.
+ *
+ * @param handler Answers each request.
+ * @returns The running {@linkcode Server}.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "./server.ts";
+ *
+ * serve((req) => new Response(`Hello from ${new URL(req.url).pathname}`));
+ * ```
+ */
+export function serve(handler: ServeHandler): Server;
+/**
+ * Serves HTTP/1.1 with `handler` and {@linkcode ServeOptions}.
+ *
+ * @param options Where to listen, contexts, limits and timeouts.
+ * @param handler Answers each request.
+ * @returns The running {@linkcode Server}.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./server.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (_req, info) =>
+ *   new Response(`connection ${info.conn.id}`));
+ * const res = await fetch(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/`);
+ * assert.match(await res.text(), /^connection \d+$/);
+ * ```
+ */
+export function serve(options: ServeOptions, handler: ServeHandler): Server;
+/**
+ * Serves HTTP/1.1 with options that include the handler.
+ *
+ * @param options Options and `handler`.
+ * @returns The running {@linkcode Server}.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./server.ts";
+ *
+ * await using server = serve({ port: 0, onListen() {}, handler: () => new Response("ok") });
+ * ```
+ */
+export function serve(options: ServeOptions & { handler: ServeHandler }): Server;
+export function serve(
+  a: ServeHandler | (ServeOptions & { handler?: ServeHandler }),
+  b?: ServeHandler,
+): Server {
+  if (typeof a === "function") return new ServerImpl({}, a);
+  const handler = b ?? a.handler;
+  if (typeof handler !== "function") throw new TypeError("serve() needs a handler");
+  return new ServerImpl(a, handler);
+}
