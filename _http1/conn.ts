@@ -480,16 +480,25 @@ export class Http1Conn {
     let base = this.#lastBase;
     if (host !== this.#lastHost || base === "") {
       base = `${core.scheme}://${host === "" ? addrHost(this.info.localAddr) : host}`;
+      try {
+        // Once per connection and host: the origin as the URL parser spells
+        // it (lower case, default port dropped), so request.url can be a
+        // plain concatenation.
+        base = new URL(base).origin;
+      } catch {
+        base = `${core.scheme}://${addrHost(this.info.localAddr)}`;
+      }
       this.#lastHost = host;
       this.#lastBase = base;
     }
     const req = new IncomingRequest(head, base, ex) as unknown as Request;
-    if (ex.bodyDone && !this.#eof) this.#startRead();
     let res: Response;
     try {
       const r = core.handler(req, ex);
       if (r instanceof Response) res = r;
       else {
+        // The handler is waiting on something: watch for the client leaving.
+        if (ex.bodyDone && !this.#eof && this.#pending === null) this.#startRead();
         if (this.#pending !== null) this.#pending.then(this.#onBg);
         res = await r;
         if (!(res instanceof Response)) {
@@ -710,6 +719,9 @@ export class Http1Conn {
       await this.#send(h, null);
       return keep;
     }
+    // A stream may take long (server-sent events): watch for the client
+    // leaving so the request's context is canceled promptly.
+    if (ex.bodyDone && !this.#eof && this.#pending === null) this.#startRead().then(this.#onBg);
     const reader = body.getReader();
     try {
       const first = await reader.read();

@@ -4,6 +4,11 @@
 // Strictness: anything ambiguous is rejected. Bare LF, obs-fold, whitespace
 // before a colon, control characters, Transfer-Encoding together with
 // Content-Length, and differing duplicate Content-Length values are all 400s.
+// List elements (Transfer-Encoding, Connection, Expect) are trimmed of OWS
+// (SP and HTAB) only, never of other "whitespace" such as NBSP (0xA0), so
+// `chunked\xA0` is not `chunked`. A `#` in the request target, a Host that is
+// not `uri-host [":" port]`, and an authority-form target that is not
+// `uri-host ":" port` are 400s too.
 
 /** An error that maps to an HTTP status; the connection is closed after it. */
 export class HttpError extends Error {
@@ -60,8 +65,9 @@ export interface RequestHead {
 }
 
 // Character classes, one table: bit 1 tchar, bit 2 field-value byte
-// (VCHAR, SP, HTAB, obs-text), bit 4 request-target byte (VCHAR minus
-// nothing: 0x21-0x7E), bit 8 valid Host byte.
+// (VCHAR, SP, HTAB, obs-text), bit 4 request-target byte (VCHAR but `#`: a
+// fragment is never sent, and one lets a proxy and this server disagree on
+// the path), bit 8 reg-name byte (unreserved, sub-delims, `%`).
 const T = new Uint8Array(256);
 {
   const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -69,8 +75,8 @@ const T = new Uint8Array(256);
   for (let i = 0x20; i < 0x7f; i++) T[i] |= 2;
   T[0x09] |= 2;
   for (let i = 0x80; i < 0x100; i++) T[i] |= 2;
-  for (let i = 0x21; i < 0x7f; i++) T[i] |= 4;
-  const host = "!$&'()*+,-.0123456789:;=@[]_~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%";
+  for (let i = 0x21; i < 0x7f; i++) if (i !== 0x23) T[i] |= 4;
+  const host = "!$&'()*+,-.0123456789;=_~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%";
   for (let i = 0; i < host.length; i++) T[host.charCodeAt(i)] |= 8;
 }
 
@@ -78,6 +84,46 @@ const CR = 13;
 const LF = 10;
 const SP = 32;
 const HTAB = 9;
+
+/** Trims OWS (SP, HTAB) only; `String.prototype.trim` also eats NBSP & co. */
+function ows(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === SP || s.charCodeAt(a) === HTAB)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === SP || s.charCodeAt(b - 1) === HTAB)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+/**
+ * Where `uri-host` ends in `h` (RFC 3986: IP-literal or reg-name), or -1.
+ * IP-literal contents are checked loosely (reg-name bytes and `:`).
+ */
+function hostEnd(h: string): number {
+  const n = h.length;
+  let i = 0;
+  if (n > 0 && h.charCodeAt(0) === 91) {
+    i = 1;
+    for (; i < n; i++) {
+      const c = h.charCodeAt(i);
+      if (!(T[c] & 8) && c !== 58) break;
+    }
+    if (i === 1 || i === n || h.charCodeAt(i) !== 93) return -1;
+    return i + 1;
+  }
+  while (i < n && (T[h.charCodeAt(i)] & 8)) i++;
+  return i;
+}
+
+/** Whether `s[from..]` is `":" *DIGIT` (or empty, if `portOptional`). */
+function portOk(s: string, from: number, portOptional: boolean): boolean {
+  if (from === s.length) return portOptional;
+  if (s.charCodeAt(from) !== 58) return false;
+  for (let i = from + 1; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 
 /** Decodes bytes as Latin-1 (HTTP field values are ISO-8859-1 by tradition). */
 export function latin1(buf: Uint8Array, start: number, end: number): string {
@@ -194,6 +240,11 @@ export function parseHead(
   else bad("invalid request target");
   if (form === 2 && m !== "OPTIONS") bad("asterisk-form is for OPTIONS only");
   if (m === "CONNECT" && form !== 3) bad("CONNECT needs authority-form");
+  if (form === 3) {
+    // authority-form = uri-host ":" port
+    const he = hostEnd(target);
+    if (he <= 0 || !portOk(target, he, false)) bad("invalid authority-form target");
+  }
   if (form === 1 && !/^https?:\/\/[^/?#@\s]+/i.test(target)) bad("invalid absolute-form target");
 
   const headers: string[] = [];
@@ -253,7 +304,7 @@ export function parseHead(
         conn = conn === "" ? value : `${conn},${value}`;
         break;
       case "expect":
-        expect = value;
+        expect = expect === "" ? value : `${expect},${value}`;
         break;
     }
   }
@@ -262,11 +313,7 @@ export function parseHead(
   if (minor === 1) {
     if (hosts !== 1) bad(hosts === 0 ? "missing Host header" : "multiple Host headers");
   } else if (hosts > 1) bad("multiple Host headers");
-  if (host !== "") {
-    for (let i = 0; i < host.length; i++) {
-      if (!(T[host.charCodeAt(i)] & 8)) bad("invalid Host header");
-    }
-  }
+  if (host !== "" && !portOk(host, hostEnd(host), true)) bad("invalid Host header");
 
   let chunked = false;
   if (hasTE) {
@@ -274,7 +321,7 @@ export function parseHead(
     if (contentLength !== -1) bad("both Transfer-Encoding and Content-Length");
     const codings = te_.split(",");
     for (let i = 0; i < codings.length; i++) {
-      const c = codings[i].trim().toLowerCase();
+      const c = ows(codings[i]).toLowerCase();
       if (c === "") bad("empty transfer coding");
       if (c === "chunked") {
         if (i !== codings.length - 1) bad("chunked must be the final transfer coding");
@@ -293,7 +340,7 @@ export function parseHead(
   if (conn !== "") {
     const tokens = conn.toLowerCase().split(",");
     for (let i = 0; i < tokens.length; i++) {
-      const tok = tokens[i].trim();
+      const tok = ows(tokens[i]);
       if (tok === "close") {
         keepAlive = false;
         break;
@@ -303,8 +350,11 @@ export function parseHead(
   }
   let expectContinue = false;
   if (expect !== "") {
-    if (expect.toLowerCase() === "100-continue") expectContinue = minor === 1;
-    else throw new HttpError(417, "unsupported expectation");
+    const members = expect.toLowerCase().split(",");
+    for (let i = 0; i < members.length; i++) {
+      if (ows(members[i]) !== "100-continue") throw new HttpError(417, "unsupported expectation");
+    }
+    expectContinue = minor === 1;
   }
   return {
     method: m,
@@ -348,21 +398,32 @@ export const DEFAULT_CHUNK_LIMITS: ChunkLimits = {
 };
 
 const S_SIZE = 0;
-const S_EXT = 1;
-const S_SIZE_LF = 2;
-const S_DATA = 3;
-const S_DATA_CR = 4;
-const S_DATA_LF = 5;
-const S_TRAILER = 6; // at start of a trailer line
-const S_TRAILER_LINE = 7;
-const S_TRAILER_LF = 8;
-const S_END_LF = 9;
-const S_DONE = 10;
+const S_SIZE_WS = 1; // BWS after the size: only ";" may follow
+const S_EXT = 2;
+const S_SIZE_LF = 3;
+const S_DATA = 4;
+const S_DATA_CR = 5;
+const S_DATA_LF = 6;
+const S_TRAILER = 7; // at start of a trailer line
+const S_TRAILER_NAME = 8;
+const S_TRAILER_VALUE = 9;
+const S_TRAILER_LF = 10;
+const S_END_LF = 11;
+const S_DONE = 12;
+
+/** Largest chunk size accepted: 12 hex digits' worth (256 TiB). */
+const MAX_CHUNK_SIZE = 2 ** 48 - 1;
 
 /**
  * An incremental decoder for `Transfer-Encoding: chunked` (RFC 9112 §7.1).
  * Feed it bytes; it reports which ranges are body data. Trailers are parsed
  * and validated, then dropped. Chunk sizes are hex with an overflow guard.
+ *
+ * Strictness: the size line is `1*HEXDIG *(BWS ";" ext) CRLF` and at most
+ * `maxChunkLineBytes` long (leading zeros included); bare CR or LF, control
+ * bytes in extensions, whitespace not followed by `;`, a trailer line that is
+ * not `token ":" value` (including obs-fold) and a trailer section over
+ * `maxTrailerBytes` are errors.
  */
 export class ChunkedDecoder {
   #state = S_SIZE;
@@ -370,7 +431,6 @@ export class ChunkedDecoder {
   #digits = 0;
   #line = 0;
   #trailer = 0;
-  #lineStart = true;
   readonly #limits: ChunkLimits;
 
   constructor(limits: ChunkLimits = DEFAULT_CHUNK_LIMITS) {
@@ -395,22 +455,35 @@ export class ChunkedDecoder {
       const c = buf[p];
       switch (this.#state) {
         case S_SIZE: {
+          if (++this.#line > L.maxChunkLineBytes) {
+            throw new HttpError(400, "chunk size line too long");
+          }
           const h = hex(c);
           if (h >= 0) {
-            if (++this.#digits > 12) throw new HttpError(400, "chunk size too large");
+            this.#digits++;
             this.#size = this.#size * 16 + h;
+            if (this.#size > MAX_CHUNK_SIZE) throw new HttpError(400, "chunk size too large");
             p++;
             break;
           }
           if (this.#digits === 0) throw new HttpError(400, "invalid chunk size");
-          if (c !== CR && c !== 59 && c !== SP && c !== HTAB) {
-            throw new HttpError(400, "invalid chunk size");
-          }
-          this.#state = S_EXT;
+          p++;
+          if (c === CR) this.#state = S_SIZE_LF;
+          else if (c === 59) this.#state = S_EXT;
+          else if (c === SP || c === HTAB) this.#state = S_SIZE_WS;
+          else throw new HttpError(400, "invalid chunk size");
           break;
         }
+        case S_SIZE_WS:
+          if (++this.#line > L.maxChunkLineBytes) {
+            throw new HttpError(400, "chunk size line too long");
+          }
+          if (c === 59) this.#state = S_EXT;
+          else if (c !== SP && c !== HTAB) throw new HttpError(400, "invalid chunk size");
+          p++;
+          break;
         case S_EXT:
-          // chunk-ext: BWS ";" ... up to CRLF, bounded; no control bytes.
+          // chunk-ext after the first ";": bounded, no control bytes.
           if (c === CR) {
             this.#state = S_SIZE_LF;
           } else if (c === LF || (c < 0x20 && c !== HTAB) || c === 0x7f) {
@@ -426,10 +499,8 @@ export class ChunkedDecoder {
           p++;
           this.#digits = 0;
           this.#line = 0;
-          if (this.#size === 0) {
-            this.#state = S_TRAILER;
-            this.#lineStart = true;
-          } else this.#state = S_DATA;
+          if (this.#size === 0) this.#state = S_TRAILER;
+          else this.#state = S_DATA;
           break;
         case S_DATA: {
           const n = Math.min(this.#size, end - p);
@@ -454,14 +525,22 @@ export class ChunkedDecoder {
             break;
           }
           if (!(T[c] & 1)) throw new HttpError(400, "invalid trailer field");
-          this.#state = S_TRAILER_LINE;
+          this.#state = S_TRAILER_NAME;
           break;
-        case S_TRAILER_LINE:
+        case S_TRAILER_NAME:
+          if (++this.#trailer > L.maxTrailerBytes) {
+            throw new HttpError(431, "trailer section too large");
+          }
+          if (c === 58) this.#state = S_TRAILER_VALUE;
+          else if (!(T[c] & 1)) throw new HttpError(400, "invalid trailer field name");
+          p++;
+          break;
+        case S_TRAILER_VALUE:
           if (++this.#trailer > L.maxTrailerBytes) {
             throw new HttpError(431, "trailer section too large");
           }
           if (c === CR) this.#state = S_TRAILER_LF;
-          else if (!(T[c] & 2) && c !== 58) throw new HttpError(400, "invalid trailer field");
+          else if (!(T[c] & 2)) throw new HttpError(400, "invalid trailer field value");
           p++;
           break;
         case S_TRAILER_LF:

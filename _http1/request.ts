@@ -22,6 +22,19 @@ export interface RequestSource {
 
 const decoder = new TextDecoder();
 
+const SIMPLE_TARGET = /^\/[A-Za-z0-9\-._~!$&()*+,;=:@\/%]*(\?[A-Za-z0-9\-._~!$&()*+,;=:@\/?%]*)?$/;
+const DOT_SEGMENT = /\/\.|%2e/i;
+
+function normalize(u: string): string {
+  try {
+    return new URL(u).href;
+  } catch {
+    // The parser only lets through targets a URL can hold; keep the raw
+    // string rather than throwing from a getter.
+    return u;
+  }
+}
+
 /** The per-request object handlers receive as `request`. */
 export class IncomingRequest {
   readonly #head: RequestHead;
@@ -47,16 +60,13 @@ export class IncomingRequest {
     let u = this.#url;
     if (u === undefined) {
       const h = this.#head;
-      if (h.form === 0) u = this.#base + h.target;
-      else if (h.form === 1) u = h.target;
-      else if (h.form === 2) u = this.#base + "/";
+      if (h.form === 0) {
+        u = this.#base + h.target;
+        // Most targets are already what the URL parser would make of them;
+        // only parse the others (dot segments, characters it escapes).
+        if (!SIMPLE_TARGET.test(h.target) || DOT_SEGMENT.test(h.target)) u = normalize(u);
+      } else if (h.form === 1) u = normalize(h.target);
       else u = this.#base + "/";
-      try {
-        u = new URL(u).href;
-      } catch {
-        // The parser only lets through targets a URL can hold; keep the raw
-        // string rather than throwing from a getter.
-      }
       this.#url = u;
     }
     return u;
