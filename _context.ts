@@ -314,9 +314,41 @@ class CancelNode extends Node {
   /** Discovers a cancellation that was not pushed to us: the parent's, or our
    * own deadline. Unobserved children are never pushed to. */
   _pull(): Error | undefined {
+    // Fast path, no allocation: nothing above us is canceled or expired.
+    // deno-lint-ignore no-this-alias
+    let m: CancelNode = this;
+    let now = 0;
+    for (;;) {
+      if (m._ownDeadline) {
+        if (now === 0) now = Date.now();
+        if (now >= m._deadline!) break;
+      }
+      const pc = m._pc;
+      if (pc === null) {
+        if (m._foreignErr() === undefined) return undefined;
+        break;
+      }
+      if (pc._err !== undefined) break;
+      m = pc;
+    }
+    // Iterative: collect the unpulled chain, then settle it top-down.
+    const path: CancelNode[] = [];
+    // deno-lint-ignore no-this-alias
+    let n: CancelNode = this;
+    for (;;) {
+      path.push(n);
+      const pc = n._pc;
+      if (pc === null || pc._err !== undefined) break;
+      n = pc;
+    }
+    for (let k = path.length - 1; k >= 0; k--) if (path[k]._err === undefined) path[k]._pullOne();
+    return this._err;
+  }
+
+  _pullOne(): Error | undefined {
     const pc = this._pc;
     let perr: Error | undefined;
-    if (pc !== null) perr = pc.err;
+    if (pc !== null) perr = pc._err;
     else perr = this._foreignErr();
     const dl = this._ownDeadline ? this._deadline! : undefined;
     if (perr !== undefined) {
@@ -359,8 +391,10 @@ class CancelNode extends Node {
     let d = this._done;
     if (d === null) {
       d = this._done = new Promise<void>((r) => (this._resolve = r));
-      if (this.err !== undefined) this._resolve!();
-      else {
+      if (this.err !== undefined) {
+        this._resolve?.();
+        this._resolve = null;
+      } else {
         this._doneWanted = true;
         this._observe(true);
       }
@@ -375,51 +409,71 @@ class CancelNode extends Node {
   /** Makes sure a cancellation will be pushed to us: registers with the
    * parent (weakly, or strongly when `pin`) and arms our deadline timer. */
   _observe(pin: boolean): void {
-    if (this._err !== undefined) return;
-    if (this._ownDeadline && this._timer === undefined) {
-      const dl = this._deadline!;
-      this._timer = setTimeout(() => {
-        this._timer = undefined;
-        this._cancel(DEADLINE_EXCEEDED, this._deadlineCause, true, dl);
-      }, Math.max(0, dl - Date.now()));
+    // deno-lint-ignore no-this-alias
+    let n: CancelNode = this;
+    for (;;) {
+      if (n._err !== undefined) return;
+      if (n._ownDeadline && n._timer === undefined) {
+        const node = n;
+        const dl = n._deadline!;
+        n._timer = setTimeout(() => {
+          node._timer = undefined;
+          node._cancel(DEADLINE_EXCEEDED, node._deadlineCause, true, dl);
+        }, Math.max(0, dl - Date.now()));
+      }
+      const pc = n._pc;
+      if (pc === null) {
+        n._observeForeign();
+        return;
+      }
+      if (n._ref === null) {
+        const ref = new WeakRef<CancelNode>(n);
+        n._ref = ref;
+        (pc._kids ??= new Set()).add(ref);
+        registry.register(n, { parent: pc, ref });
+      }
+      if (pin && !n._pinned) {
+        n._pinned = true;
+        (pc._pins ??= new Set()).add(n);
+      }
+      n = pc;
     }
-    const pc = this._pc;
-    if (pc === null) {
-      this._observeForeign();
-      return;
-    }
-    if (this._ref === null) {
-      const ref = new WeakRef<CancelNode>(this);
-      this._ref = ref;
-      (pc._kids ??= new Set()).add(ref);
-      registry.register(this, { parent: pc, ref }, ref);
-    }
-    if (pin && !this._pinned) {
-      this._pinned = true;
-      (pc._pins ??= new Set()).add(this);
-    }
-    pc._observe(pin);
   }
 
   _observeForeign(): void {}
 
   /** Reconsiders whether the parent must hold us strongly. */
   _unpinIfIdle(): void {
-    if (!this._pinned || this._doneWanted) return;
-    if ((this._afters?.size ?? 0) > 0 || (this._pins?.size ?? 0) > 0) return;
-    this._pinned = false;
-    const pc = this._pc;
-    if (pc !== null) {
-      pc._pins?.delete(this);
-      pc._unpinIfIdle();
+    // deno-lint-ignore no-this-alias
+    let n: CancelNode | null = this;
+    while (n !== null) {
+      if (!n._pinned || n._doneWanted) return;
+      if ((n._afters?.size ?? 0) > 0 || (n._pins?.size ?? 0) > 0) return;
+      n._pinned = false;
+      const pc: CancelNode | null = n._pc;
+      pc?._pins?.delete(n);
+      n = pc;
     }
   }
 
   _cancel(err: Error, cause: unknown, detach: boolean, at?: number): void {
     if (this._err !== undefined) return;
+    const work: CancelNode[] = [];
+    this._cancelOne(err, cause, at ?? Date.now(), work);
+    if (detach) this._detach();
+    else this._release();
+    for (let k = work.pop(); k !== undefined; k = work.pop()) {
+      if (k._err !== undefined) continue;
+      const p = k._pc!;
+      k._cancelOne(err, p._cause, p._at, work);
+      k._release();
+    }
+  }
+
+  _cancelOne(err: Error, cause: unknown, at: number, work: CancelNode[]): void {
     this._err = err;
     this._cause = cause === undefined ? err : cause;
-    this._at = at ?? Date.now();
+    this._at = at;
     if (this._timer !== undefined) {
       clearTimeout(this._timer);
       this._timer = undefined;
@@ -441,14 +495,10 @@ class CancelNode extends Node {
     if (kids !== null) {
       for (const ref of kids) {
         const k = ref.deref();
-        if (k !== undefined) k._cancel(err, this._cause, false, this._at);
+        if (k !== undefined) work.push(k);
       }
     }
-    if (pins !== null) {
-      for (const k of pins) k._cancel(err, this._cause, false, this._at);
-    }
-    if (detach) this._detach();
-    else this._release();
+    if (pins !== null) { for (const k of pins) work.push(k); }
   }
 
   /** Leaves the parent's bookkeeping (we were canceled on our own). */
@@ -468,10 +518,7 @@ class CancelNode extends Node {
 
   /** Drops our own registration handles (the parent cleared its sets). */
   _release(): void {
-    if (this._ref !== null) {
-      registry.unregister(this._ref);
-      this._ref = null;
-    }
+    this._ref = null;
     this._pinned = false;
   }
 
@@ -489,6 +536,7 @@ class ForeignNode extends CancelNode {
   constructor(foreign: Context) {
     super(BACKGROUND, foreign.deadline, undefined);
     this._foreign = foreign;
+    this._ownDeadline = false; // the foreign context enforces its own deadline
   }
   override _lookupNext(key: unknown): Node | null {
     const v = this._foreign.value(key);
@@ -536,8 +584,11 @@ function asNode(ctx: Context): Node {
   if (ctx === null || typeof ctx !== "object" || typeof ctx.value !== "function") {
     throw new TypeError("parent is not a Context");
   }
-  return new ForeignNode(ctx);
+  let f = foreignNodes.get(ctx);
+  if (f === undefined) foreignNodes.set(ctx, f = new ForeignNode(ctx));
+  return f;
 }
+const foreignNodes = new WeakMap<Context, ForeignNode>();
 
 /**
  * Reports whether `x` is a {@linkcode Context} made by this module.
@@ -648,8 +699,12 @@ class Scope implements CancelCauseScope {
   constructor(node: CancelNode, withCause: boolean) {
     this.ctx = node;
     this.cancel = withCause
-      ? (cause?: unknown) => node._cancel(CANCELED, cause, true)
-      : () => node._cancel(CANCELED, undefined, true);
+      ? (cause?: unknown) => {
+        if (node.err === undefined) node._cancel(CANCELED, cause, true);
+      }
+      : () => {
+        if (node.err === undefined) node._cancel(CANCELED, undefined, true);
+      };
   }
   [Symbol.dispose](): void {
     this.cancel();
@@ -726,7 +781,11 @@ export function withDeadline(parent: Context, at: Date | number, cause?: unknown
   const ms = typeof at === "number" ? at : at.getTime();
   if (Number.isNaN(ms)) throw new TypeError("invalid deadline");
   const node = new CancelNode(asNode(parent), ms, cause);
-  if (node._ownDeadline && Date.now() >= ms) {
+  const pc = node._pc;
+  const perr = pc !== null ? pc.err : node._foreignErr();
+  if (perr !== undefined) {
+    node._cancel(perr, pc !== null ? pc._cause : node._foreignCause(), true, pc?._at);
+  } else if (node._ownDeadline && Date.now() >= ms) {
     node._cancel(DEADLINE_EXCEEDED, cause, true, ms);
   }
   return new Scope(node, false);
@@ -862,7 +921,7 @@ export function _newCancelNode(parent: Context): CancelNode {
 
 /** @internal Cancels a node made by `_newCancelNode` (first cause wins). */
 export function _cancelNode(node: CancelNode, cause?: unknown): void {
-  node._cancel(CANCELED, cause, true);
+  if (node.err === undefined) node._cancel(CANCELED, cause, true);
 }
 
 /** @internal A value child, without checks (the key is never null). */
