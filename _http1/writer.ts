@@ -116,6 +116,34 @@ export function noBodyStatus(status: number): boolean {
 export type Write = (b: Uint8Array) => Promise<void>;
 
 /**
+ * Frames a head and a small whole body into `buf` (from {@linkcode acquire})
+ * and returns the bytes to write, or `null` when they do not fit; then use
+ * {@linkcode sendWhole}. Synchronous: the common response costs no promise
+ * until the write itself.
+ */
+export function frameWhole(
+  buf: Uint8Array,
+  head: string,
+  body: string | Uint8Array | null,
+): Uint8Array | null {
+  if (head.length > RESERVE) return null;
+  let bl = 0;
+  if (typeof body === "string") {
+    if (body.length > POOL_BUF - RESERVE) return null;
+    const r = encoder.encodeInto(body, buf.subarray(RESERVE));
+    if (r.read !== body.length) return null;
+    bl = r.written;
+  } else if (body !== null) {
+    if (body.byteLength > POOL_BUF - RESERVE) return null;
+    buf.set(body, RESERVE);
+    bl = body.byteLength;
+  }
+  const hs = RESERVE - head.length;
+  putLatin1(head, buf, hs);
+  return buf.subarray(hs, RESERVE + bl);
+}
+
+/**
  * Sends a head and a whole body. `head` must end with the blank line.
  * One write when both fit a pooled buffer.
  */
