@@ -335,13 +335,18 @@ export class Http1Conn {
   /** Called by the server's sweeper when `deadline` passes. */
   timeout(): void {
     if (this.phase === HEAD && this.#end > this.#start) {
-      this.#fail(new HttpError(408, "request header timeout")).catch(() => {});
+      // The read loop is still waiting for the head; it must not serve what
+      // arrives now, so it stops on #timedOut once its read returns.
+      this.#timedOut = this.#fail(new HttpError(408, "request header timeout")).catch(() => {});
       this.phase = LINGER;
       this.deadline = Date.now() + 1000;
       return;
     }
     this.#close();
   }
+
+  /** Set when the head timed out: the 408 being sent, then lingering. */
+  #timedOut: Promise<void> | null = null;
 
   /** Closes now if no request is being served (for shutdown). */
   closeIfIdle(): boolean {
@@ -482,6 +487,7 @@ export class Http1Conn {
             n = -1;
           }
         }
+        if (this.#timedOut !== null) return await this.#timedOut;
         if (n === null || n <= 0) {
           this.#eof = true;
           return;
@@ -594,6 +600,13 @@ export class Http1Conn {
     if (this.#closed) return false;
     this.#setPhase(WRITE, 0);
     let keep = core.keepAlive && head.keepAlive && !core.draining;
+    // A body that will not be read to its end means closing: say so in the
+    // response (RFC 9110 §10.1.1) rather than closing unannounced.
+    if (
+      keep && !ex.bodyDone &&
+      ((head.expectContinue && !ex.sent100) || (ex.stream !== null && ex.stream.locked) ||
+        (ex.decoder === null && ex.remaining > core.drainBytes))
+    ) keep = false;
     keep = await this.#respond(res, ex, keep);
     if (!keep || this.#closed) return false;
     // The rest of an unread body: drain a little, or give up the connection.
@@ -608,11 +621,18 @@ export class Http1Conn {
   async #drain(ex: Exchange): Promise<boolean> {
     const limit = this.core.drainBytes;
     let seen = 0;
-    while (!ex.bodyDone) {
-      const r = await this.#readBody(ex);
-      if (r === null) return false;
-      seen += r.byteLength;
-      if (seen > limit) return false;
+    try {
+      while (!ex.bodyDone) {
+        const r = await this.#readBody(ex);
+        // null: the end of a chunked body (bodyDone), or the peer is gone.
+        if (r === null) return ex.bodyDone;
+        seen += r.byteLength;
+        if (seen > limit) return false;
+      }
+    } catch (e) {
+      // A malformed or oversized body nobody reads: just close.
+      if (e instanceof HttpError) return false;
+      throw e;
     }
     return true;
   }
@@ -830,11 +850,20 @@ export class Http1Conn {
       let sent = 0;
       let chunk: Uint8Array | null = toBytes(first.value);
       while (chunk !== null) {
+        // Never more than the declared length: the excess would be read as
+        // the next response. Send what fits, then stop and close.
+        const over = userLength >= 0 && sent + chunk.byteLength > userLength;
+        if (over) chunk = chunk.subarray(0, userLength - sent);
         if (chunk.byteLength > 0 || prefix !== "") {
           if (chunked && chunk.byteLength > 0) await sendChunk(this.#write, prefix, chunk);
           else await sendRaw(this.#write, prefix, chunk);
           prefix = "";
           sent += chunk.byteLength;
+        }
+        if (over) {
+          reader.cancel().catch(() => {});
+          this.core.log("response body longer than its Content-Length; truncated");
+          return false;
         }
         const r: ReadableStreamReadResult<Uint8Array> = await (next ?? reader.read());
         next = null;

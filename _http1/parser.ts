@@ -245,7 +245,18 @@ export function parseHead(
     const he = hostEnd(target);
     if (he <= 0 || !portOk(target, he, false)) bad("invalid authority-form target");
   }
-  if (form === 1 && !/^https?:\/\/[^/?#@\s]+/i.test(target)) bad("invalid absolute-form target");
+  if (form === 1) {
+    // http(s)://authority[/path][?query]; no userinfo, a valid host.
+    const s = target.indexOf("://");
+    const scheme = target.slice(0, s).toLowerCase();
+    let ae = s + 3;
+    while (ae < target.length && target.charCodeAt(ae) !== 47 && target.charCodeAt(ae) !== 63) ae++;
+    const auth = target.slice(s + 3, ae);
+    const he = hostEnd(auth);
+    if ((scheme !== "http" && scheme !== "https") || he <= 0 || !portOk(auth, he, true)) {
+      bad("invalid absolute-form target");
+    }
+  }
 
   const headers: string[] = [];
   let host = "";

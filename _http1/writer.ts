@@ -30,7 +30,8 @@ let dateUntil = 0;
 /** The `Date` header value, recomputed at most once a second. */
 export function httpDate(): string {
   const now = Date.now();
-  if (now >= dateUntil) {
+  // Also when the clock was stepped back.
+  if (now >= dateUntil || now < dateUntil - 1000) {
     dateStr = new Date(now).toUTCString();
     dateUntil = now - (now % 1000) + 1000;
   }
@@ -168,20 +169,26 @@ export async function sendWhole(
         bl = body.byteLength;
       } else bodyBytes = body;
     }
-    if (bodyBytes === null && head.length <= RESERVE) {
-      const hs = RESERVE - head.length;
-      putLatin1(head, buf, hs);
-      await write(buf.subarray(hs, RESERVE + bl));
+    if (bodyBytes === null) {
+      // The body (bl bytes, maybe 0) sits at RESERVE in buf.
+      if (head.length <= RESERVE) {
+        const hs = RESERVE - head.length;
+        putLatin1(head, buf, hs);
+        await write(buf.subarray(hs, RESERVE + bl));
+      } else if (head.length + bl <= POOL_BUF) {
+        // A head past the reserve: move the body up behind it first
+        // (copyWithin has memmove semantics, overlap is fine).
+        buf.copyWithin(head.length, RESERVE, RESERVE + bl);
+        putLatin1(head, buf, 0);
+        await write(buf.subarray(0, head.length + bl));
+      } else {
+        await write(putHead(head));
+        if (bl > 0) await write(buf.subarray(RESERVE, RESERVE + bl));
+      }
       return;
     }
     if (head.length <= POOL_BUF) {
       const he = putLatin1(head, buf, 0);
-      if (bodyBytes === null) {
-        // A head larger than the reserve, with a small body already in place.
-        await write(buf.subarray(0, he));
-        await write(buf.subarray(RESERVE, RESERVE + bl));
-        return;
-      }
       if (bodyBytes.byteLength <= POOL_BUF - he) {
         buf.set(bodyBytes, he);
         await write(buf.subarray(0, he + bodyBytes.byteLength));
@@ -191,7 +198,7 @@ export async function sendWhole(
     } else {
       await write(putHead(head));
     }
-    if (bodyBytes !== null && bodyBytes.byteLength > 0) await write(bodyBytes);
+    if (bodyBytes.byteLength > 0) await write(bodyBytes);
   } finally {
     release(buf);
   }
