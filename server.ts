@@ -42,7 +42,6 @@ import {
   type ConnInfo,
   type ConnState,
   type Core,
-  type HandlerInfo,
   Http1Conn,
   LOCAL_ADDR_KEY,
 } from "./_http1/conn.ts";
@@ -52,6 +51,10 @@ export type { ConnInfo, ConnState };
 
 /**
  * The `info` argument of a handler: a superset of `Deno.ServeHandlerInfo`.
+ * `Addr` is the type of `remoteAddr`: `Deno.NetAddr` for TCP and TLS,
+ * `Deno.UnixAddr` for a unix socket, as with `Deno.serve`.
+ *
+ * @typeParam Addr The type of the peer's address.
  *
  * @example
  * ```ts
@@ -63,10 +66,22 @@ export type { ConnInfo, ConnState };
  * }
  * ```
  */
-export type ServeHandlerInfo = HandlerInfo;
+export interface ServeHandlerInfo<Addr extends Deno.Addr = Deno.Addr> {
+  /** The peer's address. */
+  readonly remoteAddr: Addr;
+  /** Settles when the response has been sent (or the connection failed). */
+  readonly completed: Promise<void>;
+  /** This request's context: derived from its connection's, canceled when
+   * the response is finished or the client goes away. */
+  readonly context: Context;
+  /** The connection the request arrived on. */
+  readonly conn: ConnInfo;
+}
 
 /**
  * A request handler, as for `Deno.serve`.
+ *
+ * @typeParam Addr The type of `info.remoteAddr`.
  *
  * @example
  * ```ts
@@ -75,9 +90,9 @@ export type ServeHandlerInfo = HandlerInfo;
  * const handler: ServeHandler = (req) => new Response(`you asked for ${new URL(req.url).pathname}`);
  * ```
  */
-export type ServeHandler = (
+export type ServeHandler<Addr extends Deno.Addr = Deno.Addr> = (
   request: Request,
-  info: ServeHandlerInfo,
+  info: ServeHandlerInfo<Addr>,
 ) => Response | Promise<Response>;
 
 /**
@@ -528,7 +543,45 @@ function defaultOnListen(addr: Deno.Addr): void {
  * serve((req) => new Response(`Hello from ${new URL(req.url).pathname}`));
  * ```
  */
-export function serve(handler: ServeHandler): Server;
+export function serve(handler: ServeHandler<Deno.NetAddr>): Server;
+/**
+ * Serves HTTP/1.1 on a unix domain socket; `info.remoteAddr` is a
+ * `Deno.UnixAddr`.
+ *
+ * @param options Options with the socket's `path`.
+ * @param handler Answers each request.
+ * @returns The running {@linkcode Server}.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "./server.ts";
+ *
+ * serve({ path: "/tmp/app.sock" }, (_req, info) => new Response(info.remoteAddr.path));
+ * ```
+ */
+export function serve(
+  options: ServeOptions & { path: string },
+  handler: ServeHandler<Deno.UnixAddr>,
+): Server;
+/**
+ * Serves HTTP/1.1 on a listener you made; `info.remoteAddr` is whatever
+ * address it reports.
+ *
+ * @param options Options with the `listener`.
+ * @param handler Answers each request.
+ * @returns The running {@linkcode Server}.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "./server.ts";
+ *
+ * serve({ listener: Deno.listen({ port: 8000 }) }, () => new Response("ok"));
+ * ```
+ */
+export function serve(
+  options: ServeOptions & { listener: Deno.Listener },
+  handler: ServeHandler,
+): Server;
 /**
  * Serves HTTP/1.1 with `handler` and {@linkcode ServeOptions}.
  *
@@ -547,9 +600,42 @@ export function serve(handler: ServeHandler): Server;
  * assert.match(await res.text(), /^connection \d+$/);
  * ```
  */
-export function serve(options: ServeOptions, handler: ServeHandler): Server;
+export function serve(options: ServeOptions, handler: ServeHandler<Deno.NetAddr>): Server;
 /**
- * Serves HTTP/1.1 with options that include the handler.
+ * Serves HTTP/1.1 on a unix domain socket, with the handler in the options.
+ *
+ * @param options Options with the socket's `path` and `handler`.
+ * @returns The running {@linkcode Server}.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "./server.ts";
+ *
+ * serve({ path: "/tmp/app.sock", handler: (_req, info) => new Response(info.remoteAddr.path) });
+ * ```
+ */
+export function serve(
+  options: ServeOptions & { path: string; handler: ServeHandler<Deno.UnixAddr> },
+): Server;
+/**
+ * Serves HTTP/1.1 on a listener you made, with the handler in the options.
+ *
+ * @param options Options with the `listener` and `handler`.
+ * @returns The running {@linkcode Server}.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "./server.ts";
+ *
+ * serve({ listener: Deno.listen({ port: 8000 }), handler: () => new Response("ok") });
+ * ```
+ */
+export function serve(
+  options: ServeOptions & { listener: Deno.Listener; handler: ServeHandler },
+): Server;
+/**
+ * Serves HTTP/1.1 with options that include the handler; `info.remoteAddr`
+ * is a `Deno.NetAddr`.
  *
  * @param options Options and `handler`.
  * @returns The running {@linkcode Server}.
@@ -561,13 +647,14 @@ export function serve(options: ServeOptions, handler: ServeHandler): Server;
  * await using server = serve({ port: 0, onListen() {}, handler: () => new Response("ok") });
  * ```
  */
-export function serve(options: ServeOptions & { handler: ServeHandler }): Server;
+export function serve(options: ServeOptions & { handler: ServeHandler<Deno.NetAddr> }): Server;
 export function serve(
-  a: ServeHandler | (ServeOptions & { handler?: ServeHandler }),
-  b?: ServeHandler,
+  a: ServeHandler<never> | (ServeOptions & { handler?: ServeHandler<never> }),
+  b?: ServeHandler<never>,
 ): Server {
-  if (typeof a === "function") return new ServerImpl({}, a);
+  // Each overload pins the address type its listener produces.
+  if (typeof a === "function") return new ServerImpl({}, a as ServeHandler);
   const handler = b ?? a.handler;
   if (typeof handler !== "function") throw new TypeError("serve() needs a handler");
-  return new ServerImpl(a, handler);
+  return new ServerImpl(a, handler as ServeHandler);
 }

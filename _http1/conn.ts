@@ -149,6 +149,12 @@ function readFailed(): number {
   return -1;
 }
 
+/** Whether an I/O error means the peer went away: routine, not worth a log line. */
+function peerGone(e: unknown): boolean {
+  return e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionReset ||
+    e instanceof Deno.errors.ConnectionAborted;
+}
+
 /** The state of one request, shared by its `Request`, `info` and the loop. */
 class Exchange implements RequestSource, HandlerInfo {
   readonly c: Http1Conn;
@@ -164,6 +170,18 @@ class Exchange implements RequestSource, HandlerInfo {
   #completed: Promise<void> | null = null;
   #resolve: (() => void) | null = null;
   finished = false;
+  /** Set when the client is known to be gone before the response is done. */
+  gone = false;
+  /** While a response body stream is being sent: cancels it. */
+  stopBody: ((why: unknown) => void) | null = null;
+
+  /** The client left: cancel the context and the response body, if any. */
+  disconnected(): void {
+    if (this.finished || this.gone) return;
+    this.gone = true;
+    _cancelNode(this.node, DISCONNECTED);
+    this.stopBody?.(DISCONNECTED);
+  }
 
   constructor(c: Http1Conn, head: RequestHead, node: CancelNode) {
     this.c = c;
@@ -261,9 +279,7 @@ export class Http1Conn {
   /** Cancels the request in flight when the background read sees EOF. */
   get #onBg(): (n: number | null) => void {
     return this.#onBgFn ??= (n) => {
-      if ((n === null || n < 0) && this.#ex !== null && !this.#ex.finished) {
-        _cancelNode(this.#ex.node, DISCONNECTED);
-      }
+      if ((n === null || n < 0) && this.#ex !== null) this.#ex.disconnected();
     };
   }
 
@@ -281,7 +297,7 @@ export class Http1Conn {
         () => c.#close(),
         (e) => {
           c.#close();
-          core.log("connection failed", e);
+          if (!peerGone(e)) core.log("connection failed", e);
         },
       );
     }
@@ -379,7 +395,7 @@ export class Http1Conn {
     }
     const ex = this.#ex;
     if (ex !== null && !ex.finished) {
-      _cancelNode(ex.node, DISCONNECTED);
+      ex.disconnected();
       ex.finish();
     }
     if (this.#node !== null) _cancelNode(this.#node, CONN_CLOSED);
@@ -597,7 +613,11 @@ export class Http1Conn {
         res = new Response("Internal Server Error", { status: 500 });
       }
     }
-    if (this.#closed) return false;
+    if (this.#closed) {
+      // Nobody is left to read the response; tell its body, if it has one.
+      if (res.body !== null && !res.bodyUsed) res.body.cancel(DISCONNECTED).catch(() => {});
+      return false;
+    }
     this.#setPhase(WRITE, 0);
     let keep = core.keepAlive && head.keepAlive && !core.draining;
     // A body that will not be read to its end means closing: say so in the
@@ -818,8 +838,13 @@ export class Http1Conn {
     // leaving so the request's context is canceled promptly.
     if (ex.bodyDone && !this.#eof && this.#pending === null) this.#startRead().then(this.#onBg);
     const reader = body.getReader();
+    // If the client leaves while we wait on the body, cancel it: its cancel()
+    // runs (as with Deno.serve) and the wait below ends.
+    ex.stopBody = (why) => void reader.cancel(why).catch(() => {});
+    if (ex.gone) ex.stopBody(DISCONNECTED);
     try {
       const first = await reader.read();
+      if (ex.gone) return false;
       // A body that is already complete (a string or bytes wrapped in a
       // stream) gets a Content-Length, like a plain body: if the next read
       // has already settled, we know the whole body without waiting.
@@ -868,6 +893,7 @@ export class Http1Conn {
         const r: ReadableStreamReadResult<Uint8Array> = await (next ?? reader.read());
         next = null;
         chunk = r.done ? null : toBytes(r.value);
+        if (ex.gone) return false;
         if (this.#closed) throw new Error("connection closed");
       }
       if (chunked) await this.#writeAll(LAST_CHUNK);
@@ -875,8 +901,11 @@ export class Http1Conn {
       return keep;
     } catch (e) {
       reader.cancel(e).catch(() => {});
-      if (!this.#closed) this.core.log("response body stream failed", e);
+      if (peerGone(e)) ex.disconnected();
+      else if (!this.#closed && !ex.gone) this.core.log("response body stream failed", e);
       return false;
+    } finally {
+      ex.stopBody = null;
     }
   }
 

@@ -167,7 +167,17 @@ export class IncomingRequest {
     if (r === undefined) {
       const m = this.#head.method;
       let body: ReadableStream<Uint8Array> | null = null;
-      if (!this.#used && m !== "GET" && m !== "HEAD") body = this.body;
+      let spent = false;
+      if (m !== "GET" && m !== "HEAD") {
+        body = this.body;
+        if (body !== null && (this.#used || body.locked)) {
+          // Already read (or being read) through this facade: the real
+          // Request's body must be unusable too, so that clone(), text() and
+          // new Request() throw, and other getters still work.
+          body = new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+          spent = true;
+        }
+      }
       r = new Request(this.url, {
         method: m,
         headers: this.headers,
@@ -176,6 +186,12 @@ export class IncomingRequest {
         // @ts-ignore: `duplex` is required for stream bodies but not in every lib.
         duplex: "half",
       });
+      if (spent) {
+        // Reading marks the stream disturbed: the Request's bodyUsed is true.
+        const reader = r.body!.getReader();
+        reader.read().catch(() => {});
+        reader.releaseLock();
+      }
       this.#real = r;
     }
     return r;

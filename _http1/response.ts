@@ -146,6 +146,9 @@ function fastParts(res: Response): Parts | null {
   const r = res as unknown as Record<symbol, unknown>;
   const st = r[f.status];
   if (typeof st === "number" && st !== 0 && r[f.consumed] === false) {
+    // Deno marks any 200 "fast", even one with a custom statusText (which
+    // Deno.serve drops). Keep the text: take the public path for it.
+    if ((r[f.inner] as Inner | undefined)?.statusMessage) return null;
     const kind = r[f.kind];
     const body = r[f.body];
     if (body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) return null;
