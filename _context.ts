@@ -290,6 +290,9 @@ class CancelNode extends Node {
   _pinned = false;
   /** Whether `done` was asked for (a reason to be pinned). */
   _doneWanted = false;
+  /** Made by the server, which always cancels it: held strongly, without
+   * the WeakRef and FinalizationRegistry bookkeeping. */
+  _owned = false;
 
   constructor(parent: Node, deadline: number | undefined, deadlineCause: unknown) {
     super(parent, NO_KEY, undefined, null);
@@ -426,7 +429,12 @@ class CancelNode extends Node {
         n._observeForeign();
         return;
       }
-      if (n._ref === null) {
+      if (n._owned) {
+        if (!n._pinned) {
+          n._pinned = true;
+          (pc._pins ??= new Set()).add(n);
+        }
+      } else if (n._ref === null) {
         const ref = new WeakRef<CancelNode>(n);
         n._ref = ref;
         (pc._kids ??= new Set()).add(ref);
@@ -447,7 +455,7 @@ class CancelNode extends Node {
     // deno-lint-ignore no-this-alias
     let n: CancelNode | null = this;
     while (n !== null) {
-      if (!n._pinned || n._doneWanted) return;
+      if (!n._pinned || n._doneWanted || n._owned) return;
       if ((n._afters?.size ?? 0) > 0 || (n._pins?.size ?? 0) > 0) return;
       n._pinned = false;
       const pc: CancelNode | null = n._pc;
@@ -504,9 +512,8 @@ class CancelNode extends Node {
   /** Leaves the parent's bookkeeping (we were canceled on our own). */
   _detach(): void {
     const pc = this._pc;
-    const ref = this._ref;
-    if (pc !== null && ref !== null) {
-      pc._kids?.delete(ref);
+    if (pc !== null) {
+      if (this._ref !== null) pc._kids?.delete(this._ref);
       if (this._pinned) {
         pc._pins?.delete(this);
         pc._unpinIfIdle();
@@ -916,7 +923,9 @@ export function cause(ctx: Context): unknown {
 
 /** @internal A cancelable child, without a scope object. */
 export function _newCancelNode(parent: Context): CancelNode {
-  return new CancelNode(asNode(parent), undefined, undefined);
+  const n = new CancelNode(asNode(parent), undefined, undefined);
+  n._owned = true;
+  return n;
 }
 
 /** @internal Cancels a node made by `_newCancelNode` (first cause wins). */
@@ -935,7 +944,9 @@ export function _childCount(ctx: Context): number {
   const n = ctx as Node;
   if (n._cn !== n) return 0;
   const cn = n as CancelNode;
-  return cn._kids?.size ?? 0;
+  let owned = 0;
+  if (cn._pins !== null) { for (const k of cn._pins) if (k._owned) owned++; }
+  return (cn._kids?.size ?? 0) + owned;
 }
 
 /** @internal Depth of a context chain (tests). */
