@@ -159,7 +159,13 @@ function peerGone(e: unknown): boolean {
 class Exchange implements RequestSource, HandlerInfo {
   readonly c: Http1Conn;
   readonly head: RequestHead;
-  readonly node: CancelNode;
+  /** The connection's context, parent of this request's. */
+  readonly parent: Context;
+  /** This request's context, made on first use: most handlers never ask. */
+  #node: CancelNode | null = null;
+  /** Whether the request's context is over (and with what cause). */
+  #ended = false;
+  #endCause: unknown = undefined;
   /** Body bytes still to come (Content-Length), or -1 when chunked. */
   remaining: number;
   decoder: ChunkedDecoder | null;
@@ -179,14 +185,31 @@ class Exchange implements RequestSource, HandlerInfo {
   disconnected(): void {
     if (this.finished || this.gone) return;
     this.gone = true;
-    _cancelNode(this.node, DISCONNECTED);
+    this.cancel(DISCONNECTED);
     this.stopBody?.(DISCONNECTED);
   }
 
-  constructor(c: Http1Conn, head: RequestHead, node: CancelNode) {
+  /** Ends the request's context (first cause wins), now or when made. */
+  cancel(cause?: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#endCause = cause;
+    if (this.#node !== null) _cancelNode(this.#node, cause);
+  }
+
+  get node(): CancelNode {
+    let n = this.#node;
+    if (n === null) {
+      n = this.#node = _newCancelNode(this.parent);
+      if (this.#ended) _cancelNode(n, this.#endCause);
+    }
+    return n;
+  }
+
+  constructor(c: Http1Conn, head: RequestHead, parent: Context) {
     this.c = c;
     this.head = head;
-    this.node = node;
+    this.parent = parent;
     if (head.chunked) {
       this.remaining = -1;
       this.decoder = new ChunkedDecoder(c.core.chunkLimits);
@@ -375,7 +398,7 @@ export class Http1Conn {
 
   /** Closes the connection, canceling its context with `cause`. */
   abort(cause: unknown): void {
-    if (this.#ex !== null && !this.#ex.finished) _cancelNode(this.#ex.node, cause);
+    if (this.#ex !== null && !this.#ex.finished) this.#ex.cancel(cause);
     if (this.#node !== null) _cancelNode(this.#node, cause);
     this.#close();
   }
@@ -530,8 +553,7 @@ export class Http1Conn {
 
       // 3. Serve it.
       this.#requests++;
-      const node = _newCancelNode(ctx);
-      const ex = new Exchange(this, head, node);
+      const ex = new Exchange(this, head, ctx);
       this.#ex = ex;
       this.#setPhase(HANDLER, 0);
       core.activeRequests++;
@@ -541,7 +563,7 @@ export class Http1Conn {
       } finally {
         core.activeRequests--;
         ex.finish();
-        _cancelNode(node);
+        ex.cancel();
         this.#ex = null;
       }
       if (!keep || this.#closed) return;
