@@ -31,3 +31,4 @@
 
 export * from "./context.ts";
 export * from "./server.ts";
+export * from "./workers.ts";

@@ -171,6 +171,18 @@ export interface ServeOptions {
   maxDrainBytes?: number;
   /** Keep connections open between requests. Default `true`. */
   keepAlive?: boolean;
+  /** Every connection starts with a PROXY protocol header (v1 or v2, as sent
+   * by haproxy's `send-proxy`/`send-proxy-v2`, nginx's `proxy_protocol on`,
+   * AWS NLB...): `ConnInfo.remoteAddr` and `localAddr` become the addresses
+   * it carries. A connection without a valid header is closed, so enable
+   * this only behind a proxy that always sends one. Not with `cert`/`key`
+   * (the header precedes the TLS handshake). Default `false`. */
+  proxyProtocol?: boolean;
+  /** Sets `SO_REUSEPORT` on the TCP listener, so several processes or
+   * workers can listen on one port (Linux balances connections between
+   * them). Needs `--unstable-net` (or `"unstable": ["net"]` in deno.json).
+   * Default `false`. */
+  reusePort?: boolean;
 }
 
 /**
@@ -288,9 +300,15 @@ function listen(options: ServeOptions): Deno.Listener {
       cert: options.cert,
       key: options.key,
       alpnProtocols: ["http/1.1"],
+      ...(options.reusePort ? { reusePort: true } : {}),
     });
   }
-  return Deno.listen({ hostname, port, transport: "tcp" });
+  return Deno.listen({
+    hostname,
+    port,
+    transport: "tcp",
+    ...(options.reusePort ? { reusePort: true } : {}),
+  });
 }
 
 function num(v: number | undefined, d: number, name: string): number {
@@ -316,6 +334,13 @@ class ServerImpl implements Server {
   #acceptLoop: Promise<void>;
 
   constructor(options: ServeOptions, handler: ServeHandler) {
+    if (options.proxyProtocol && (options.cert !== undefined || options.key !== undefined)) {
+      throw new TypeError("proxyProtocol cannot be combined with cert/key");
+    }
+    // Without the flag Deno exits the process (code 70) instead of throwing.
+    if (options.reusePort && !options.listener && !("listenDatagram" in Deno)) {
+      throw new TypeError('reusePort needs --unstable-net (or "unstable": ["net"] in deno.json)');
+    }
     const listener = listen(options);
     this.#listener = listener;
     this.addr = listener.addr;
@@ -365,6 +390,7 @@ class ServerImpl implements Server {
       writeTimeout: num(options.writeTimeout, 30_000, "writeTimeout"),
       idleTimeout: num(options.idleTimeout, 60_000, "idleTimeout"),
       keepAlive: options.keepAlive ?? true,
+      proxyProtocol: options.proxyProtocol ?? false,
       scheme: this.#tls ? "https" : "http",
       draining: false,
       conns: new Set(),
@@ -467,7 +493,7 @@ class ServerImpl implements Server {
     if (this.#shutdown !== null) return this.#shutdown;
     const core = this.#core;
     core.draining = true;
-    for (const h of this.#hooks) queueMicrotask(h);
+    for (const h of this.#hooks) queueMicrotask(() => this.#runHook(h));
     this.#hooks = [];
     this.#stopListening();
     this.#shutdown = (async () => {
@@ -498,8 +524,19 @@ class ServerImpl implements Server {
   }
 
   registerOnShutdown(fn: () => void): void {
-    if (this.#core.draining) queueMicrotask(fn);
+    if (this.#core.draining) queueMicrotask(() => this.#runHook(fn));
     else this.#hooks.push(fn);
+  }
+
+  /** Runs a shutdown hook; its failure is logged, never thrown. */
+  #runHook(fn: () => void): void {
+    const fail = (e: unknown) => this.#core.log("registerOnShutdown hook failed", e);
+    try {
+      const r: unknown = fn();
+      if (r instanceof Promise) r.catch(fail);
+    } catch (e) {
+      fail(e);
+    }
   }
 
   ref(): void {

@@ -25,6 +25,7 @@ import {
   type RequestHead,
   rescanFrom,
 } from "./parser.ts";
+import { parseProxyHeader } from "./proxy.ts";
 import { IncomingRequest, type RequestSource } from "./request.ts";
 import { responseParts } from "./response.ts";
 import {
@@ -96,6 +97,8 @@ export interface Core {
   writeTimeout: number;
   idleTimeout: number;
   keepAlive: boolean;
+  /** Expect a PROXY protocol (v1/v2) header before the first request. */
+  proxyProtocol: boolean;
   scheme: string;
   /** Set by shutdown: finish in-flight requests, keep nothing alive. */
   draining: boolean;
@@ -313,16 +316,57 @@ export class Http1Conn {
       : { id: nextId++, localAddr: conn.localAddr, remoteAddr: remoteAddr ?? conn.remoteAddr, tls };
     const c = new Http1Conn(core, conn, info);
     core.conns.add(c);
-    const ctx = c.#setup();
-    if (ctx === null) c.#close();
-    else {
-      c.#serveRequests(ctx).then(
-        () => c.#close(),
+    if (core.proxyProtocol) {
+      // The PROXY header comes first: its addresses are the connection's
+      // before connContext or connState see it.
+      c.#readProxyHeader().then(
+        (ok) => ok ? c.#begin() : c.#close(),
         (e) => {
           c.#close();
           if (!peerGone(e)) core.log("connection failed", e);
         },
       );
+    } else c.#begin();
+  }
+
+  /** Sets the connection up and runs its request loop. */
+  #begin(): void {
+    const ctx = this.#setup();
+    if (ctx === null) this.#close();
+    else {
+      this.#serveRequests(ctx).then(
+        () => this.#close(),
+        (e) => {
+          this.#close();
+          if (!peerGone(e)) this.core.log("connection failed", e);
+        },
+      );
+    }
+  }
+
+  /** Reads and consumes the PROXY protocol header; the bytes after it stay
+   * buffered for HTTP, and `info` takes the addresses it names. `false`
+   * (close the connection) on EOF, an invalid header, or the header timeout
+   * (the sweeper closes an IDLE connection). A connection that never gets
+   * past its header is not reported to connState at all. */
+  async #readProxyHeader(): Promise<boolean> {
+    this.#setPhase(IDLE, this.core.readHeaderTimeout);
+    for (;;) {
+      let h;
+      try {
+        h = parseProxyHeader(this.#buf, this.#start, this.#end);
+      } catch (e) {
+        this.core.log(`closing connection ${this.info.id}`, e);
+        return false;
+      }
+      if (h !== null) {
+        this.#start = this.#scan = h.end;
+        const info = this.info as { remoteAddr: Deno.Addr; localAddr: Deno.Addr };
+        if (h.remoteAddr !== undefined) info.remoteAddr = h.remoteAddr;
+        if (h.localAddr !== undefined) info.localAddr = h.localAddr;
+        return true;
+      }
+      if (this.#eof || this.#closed || (await this.#fill()) === 0) return false;
     }
   }
 
