@@ -297,9 +297,20 @@ export class Http1Conn {
     this.info = info;
   }
 
-  /** `#writeAll` as a function, for the stream writers (made on first use). */
+  /** `#writeAll` as a function, for responses sent in several writes: a
+   * stream, or a head and a large body (made on first use). Such responses
+   * turn Nagle's algorithm off, so a small last write is not held back
+   * waiting for an ACK. A response sent in one write (the common case)
+   * does not need it, and skipping the syscall helps short connections. */
   get #write(): Write {
-    return this.#writeFn ??= (b) => this.#writeAll(b);
+    let w = this.#writeFn;
+    if (w === null) {
+      try {
+        (this.conn as Deno.TcpConn).setNoDelay?.(true);
+      } catch { /* not TCP, or already closed */ }
+      w = this.#writeFn = (b) => this.#writeAll(b);
+    }
+    return w;
   }
 
   /** Cancels the request in flight when the background read sees EOF. */
@@ -375,7 +386,6 @@ export class Http1Conn {
     const core = this.core;
     {
       try {
-        if ("setNoDelay" in this.conn) (this.conn as Deno.TcpConn).setNoDelay(true);
         if (core.unref) this.conn.unref();
       } catch { /* not a TCP connection */ }
       // Context flow: derived from the base in a local, never stored back.
@@ -610,7 +620,7 @@ export class Http1Conn {
         ex.cancel();
         this.#ex = null;
       }
-      if (!keep || this.#closed) return;
+      if (!keep || this.#closed) return this.#close();
 
       // 4. Keep-alive: go back to the small buffer, wait for more.
       if (this.#buf !== this.#small && this.#pending === null) {
@@ -728,7 +738,7 @@ export class Http1Conn {
     try {
       if (ex.head.expectContinue && !ex.sent100 && !ex.bodyDone) {
         ex.sent100 = true;
-        if (this.#end === this.#start) await this.#writeAll(CONTINUE);
+        if (this.#end === this.#start) await this.#write(CONTINUE);
       }
       const chunk = await this.#readBody(ex);
       if (chunk === null) {
