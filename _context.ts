@@ -205,17 +205,19 @@ abstract class Node implements Context {
 
   value(key: unknown): unknown {
     // deno-lint-ignore no-this-alias
-    let c: Node | null = this;
-    do {
+    let c: Node = this;
+    for (;;) {
       if (c._key === key) return c._val;
-      c = c._lookupNext(key);
-    } while (c !== null);
-    return undefined;
+      const p: Node | null = c._parent;
+      if (p === null) return c._rootValue(key);
+      c = p;
+    }
   }
 
   /** The next node to search; foreign adapters answer by themselves. */
-  _lookupNext(_key: unknown): Node | null {
-    return this._parent;
+  /** Where a lookup ends: nothing, except for an adapted foreign context. */
+  _rootValue(_key: unknown): unknown {
+    return undefined;
   }
 
   get signal(): AbortSignal {
@@ -544,11 +546,10 @@ class ForeignNode extends CancelNode {
     super(BACKGROUND, foreign.deadline, undefined);
     this._foreign = foreign;
     this._ownDeadline = false; // the foreign context enforces its own deadline
+    this._parent = null; // lookups end here and ask the foreign context
   }
-  override _lookupNext(key: unknown): Node | null {
-    const v = this._foreign.value(key);
-    if (v === undefined) return null;
-    return new ValueNode(null, key, v, null);
+  override _rootValue(key: unknown): unknown {
+    return this._foreign.value(key);
   }
   override _foreignErr(): Error | undefined {
     return this._foreign.err;

@@ -4,7 +4,7 @@
 // 20 000th connection with the heap after GC at the end.
 //
 //   deno run -A bench/leak.ts [--connections=200000] [--concurrency=32]
-//       [--baseline-at=20000] [--max-growth-mib=2]
+//       [--baseline-at=20000] [--max-growth-mib=1]
 //
 // gc() must be exposed; without --v8-flags=--expose-gc the script re-runs
 // itself with it. Exits 1 if the heap grew by more than --max-growth-mib.
@@ -19,7 +19,7 @@ const { values } = parseArgs({
     "connections": { type: "string", default: "200000" },
     "concurrency": { type: "string", default: "32" },
     "baseline-at": { type: "string", default: "20000" },
-    "max-growth-mib": { type: "string", default: "2" },
+    "max-growth-mib": { type: "string", default: "1" },
   },
 });
 const TOTAL = Number(values.connections);
