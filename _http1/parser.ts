@@ -144,6 +144,16 @@ export function latin1(buf: Uint8Array, start: number, end: number): string {
   return s;
 }
 
+const ascii = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** The head being parsed, decoded whole, when it is ASCII. */
+let headText: string | null = null;
+let headStart = 0;
+
+/** A field of the head being parsed, as a string. */
+function field(buf: Uint8Array, s: number, e: number): string {
+  return headText !== null ? headText.slice(s - headStart, e - headStart) : latin1(buf, s, e);
+}
+
 function method(buf: Uint8Array, s: number, e: number): string {
   const n = e - s;
   const c = buf[s];
@@ -154,7 +164,7 @@ function method(buf: Uint8Array, s: number, e: number): string {
   if (n === 4 && c === 72 && buf[s + 1] === 69 && buf[s + 2] === 65 && buf[s + 3] === 68) {
     return "HEAD";
   }
-  return latin1(buf, s, e);
+  return field(buf, s, e);
 }
 
 /**
@@ -199,6 +209,22 @@ export function parseHead(
   if (headEnd - start > limits.maxHeaderBytes) {
     throw new HttpError(431, "request header fields too large");
   }
+  // One decode of the whole head, then every field is a cheap slice of it.
+  // Only for pure ASCII heads (the fatal UTF-8 decode fails on invalid
+  // bytes, and any valid multi-byte sequence makes the text shorter), where
+  // UTF-8 and Latin-1 agree; other heads decode field by field.
+  headText = null;
+  if (headEnd - start >= 64) {
+    try {
+      const t = ascii.decode(buf.subarray(start, headEnd));
+      if (t.length === headEnd - start) {
+        headText = t;
+        headStart = start;
+      }
+    } catch {
+      // Not UTF-8: obs-text bytes; decode as Latin-1 field by field.
+    }
+  }
   let p = start;
   // RFC 9112 §2.2: ignore empty lines before the request line.
   while (p + 1 < headEnd && buf[p] === CR && buf[p + 1] === LF) p += 2;
@@ -230,7 +256,7 @@ export function parseHead(
   if (major !== 1 || minor > 1) {
     throw new HttpError(505, "HTTP version not supported");
   }
-  const target = latin1(buf, ts, te);
+  const target = field(buf, ts, te);
   let form = 0;
   const t0 = buf[ts];
   if (t0 === 47) form = 0;
@@ -293,8 +319,8 @@ export function parseHead(
     if (++count > limits.maxHeaderCount) {
       throw new HttpError(431, "too many header fields");
     }
-    const name = latin1(buf, ns, ne).toLowerCase();
-    const value = latin1(buf, vs, ve);
+    const name = field(buf, ns, ne).toLowerCase();
+    const value = field(buf, vs, ve);
     headers.push(name, value);
     switch (name) {
       case "host":
