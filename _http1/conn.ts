@@ -534,7 +534,8 @@ export class Http1Conn {
       this.#start = 0;
       this.#end = used;
     }
-    return buf.subarray(this.#end);
+    // An empty buffer is read whole: no view object for an idle connection.
+    return this.#end === 0 ? buf : buf.subarray(this.#end);
   }
 
   async #serveRequests(ctx: Context): Promise<void> {
