@@ -1,6 +1,8 @@
 // Copyright 2026 the connctx authors. MIT license.
-// A tiny raw HTTP/1.1 client for tests: exact bytes out, parsed responses in,
-// every wait bounded so a broken server fails a test instead of hanging it.
+// Shared test helpers (private; not published): two raw HTTP/1.1 clients
+// (exact bytes out, parsed responses in), bounded waits, and server address
+// helpers. Every wait is bounded so a broken server fails a test instead of
+// hanging it.
 
 /** A parsed response. */
 export interface RawResponse {
@@ -33,7 +35,7 @@ export class RawClient {
 
   /** Sends bytes (a string is sent as Latin-1/ASCII). */
   async send(data: string | Uint8Array): Promise<void> {
-    const b = typeof data === "string" ? latin1(data) : data;
+    const b = typeof data === "string" ? bytes(data) : data;
     let off = 0;
     while (off < b.length) off += await this.conn.write(b.subarray(off));
   }
@@ -129,13 +131,7 @@ export class RawClient {
       parts.push(await this.#take(size));
       await this.#line();
     }
-    const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return concat(parts);
   }
 
   /** Resolves true once the server has closed the connection (bounded). */
@@ -156,12 +152,6 @@ export class RawClient {
   }
 }
 
-function latin1(s: string): Uint8Array {
-  const b = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i);
-  return b;
-}
-
 function indexOf(buf: Uint8Array, s: string): number {
   const needle = enc.encode(s);
   outer: for (let i = 0; i + needle.length <= buf.length; i++) {
@@ -176,7 +166,251 @@ export function get(path = "/", extra = ""): string {
   return `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${extra}\r\n`;
 }
 
-/** The port of a server's address. */
-export function portOf(addr: Deno.Addr): number {
-  return (addr as Deno.NetAddr).port;
+// ---------------------------------------------------------------------------
+// Bytes, bounds and addresses
+
+/** The default bound, in ms, on a wait of `Client` and `within()`. */
+export const WAIT = 5_000;
+
+/** Latin-1 bytes of `s` (one byte per character). */
+export function bytes(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+/** Latin-1 text of `b` (one character per byte). */
+export function latin1(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) {
+    s += String.fromCharCode(...b.subarray(i, i + 8192));
+  }
+  return s;
+}
+
+/** The chunks joined into one array. */
+export function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.byteLength;
+  }
+  return out;
+}
+
+/** Awaits `p`, failing if it has not settled within `ms`: a bound against
+ * hangs, never an assertion about timing. */
+export async function within<T>(p: Promise<T>, what: string, ms = WAIT): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Options every test server uses: loopback, a free port, no log line. */
+export const LOOPBACK = { port: 0, hostname: "127.0.0.1", onListen() {} } as const;
+
+/** The port of an address, or of a server's or listener's address. */
+export function portOf(of: Deno.Addr | { readonly addr: Deno.Addr }): number {
+  return (("addr" in of ? of.addr : of) as Deno.NetAddr).port;
+}
+
+/** `http://127.0.0.1:<port><path>` for a server. */
+export function urlOf(server: { readonly addr: Deno.Addr }, path = "/"): string {
+  return `http://127.0.0.1:${portOf(server)}${path}`;
+}
+
+// ---------------------------------------------------------------------------
+// Client: a raw client with per-response deadlines and close tracking
+
+/** A parsed response. */
+export interface Res {
+  status: number;
+  reason: string;
+  /** Lower-cased names, in order. */
+  headers: [string, string][];
+  body: Uint8Array;
+  text: string;
+  get(name: string): string | null;
+}
+
+/**
+ * A raw connection that tracks how the peer closed (`eof`, `reset`) and reads
+ * each response against one deadline. Disposing of it closes the connection.
+ */
+export class Client implements AsyncDisposable {
+  readonly conn: Deno.TcpConn;
+  #buf: Uint8Array = new Uint8Array(0);
+  #read: Promise<number | null> | null = null;
+  #chunk = new Uint8Array(64 * 1024);
+  /** The peer closed (FIN or RST). */
+  eof = false;
+  /** The peer reset the connection. */
+  reset = false;
+  #closed = false;
+
+  constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+  }
+
+  static async open(port: number): Promise<Client> {
+    return new Client(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Writes all of `data`; false if the peer is gone. */
+  async send(data: string | Uint8Array): Promise<boolean> {
+    const b = typeof data === "string" ? bytes(data) : data;
+    try {
+      let off = 0;
+      while (off < b.length) off += await this.conn.write(b.subarray(off));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  closeWrite(): Promise<void> {
+    return this.conn.closeWrite();
+  }
+
+  /** Reads once more into the buffer, waiting at most until `deadline`. */
+  async #more(deadline: number, what: string): Promise<boolean> {
+    if (this.eof) return false;
+    if (this.#read === null) {
+      this.#read = this.conn.read(this.#chunk).catch((e) => {
+        if (e instanceof Deno.errors.ConnectionReset) this.reset = true;
+        return null;
+      });
+    }
+    const n = await within(this.#read, what, Math.max(1, deadline - Date.now()));
+    this.#read = null;
+    if (n === null) {
+      this.eof = true;
+      return false;
+    }
+    const nb = new Uint8Array(this.#buf.length + n);
+    nb.set(this.#buf);
+    nb.set(this.#chunk.subarray(0, n), this.#buf.length);
+    this.#buf = nb;
+    return true;
+  }
+
+  /** Bytes received and not yet consumed. */
+  get buffered(): Uint8Array {
+    return this.#buf;
+  }
+
+  /**
+   * Reads one response. `head`: it answers a HEAD request (no body). Throws
+   * if the connection closes before a complete response.
+   */
+  async response(opts: { head?: boolean; ms?: number } = {}): Promise<Res> {
+    const deadline = Date.now() + (opts.ms ?? WAIT);
+    let end: number;
+    for (;;) {
+      end = findCRLFCRLF(this.#buf);
+      if (end !== -1) break;
+      if (!await this.#more(deadline, "response head")) {
+        throw new Error(
+          `connection closed before a response head; got ${JSON.stringify(latin1(this.#buf))}`,
+        );
+      }
+    }
+    const lines = latin1(this.#buf.subarray(0, end - 4)).split("\r\n");
+    const m = /^HTTP\/1\.[01] (\d{3}) (.*)$/.exec(lines[0]);
+    if (m === null) throw new Error(`bad status line ${JSON.stringify(lines[0])}`);
+    const status = Number(m[1]);
+    const headers: [string, string][] = lines.slice(1).map((l) => {
+      const i = l.indexOf(":");
+      if (i <= 0) throw new Error(`bad header line ${JSON.stringify(l)}`);
+      return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()];
+    });
+    const get = (name: string) => headers.find(([k]) => k === name)?.[1] ?? null;
+    this.#buf = this.#buf.subarray(end);
+    let body: Uint8Array = new Uint8Array(0);
+    const te = get("transfer-encoding");
+    const cl = get("content-length");
+    if (opts.head || status < 200 || status === 204 || status === 304) {
+      // No body.
+    } else if (te !== null) {
+      if (te.toLowerCase() !== "chunked") throw new Error(`unexpected transfer-encoding ${te}`);
+      body = await this.#chunked(deadline);
+    } else if (cl !== null) {
+      const n = Number(cl);
+      while (this.#buf.length < n) {
+        if (!await this.#more(deadline, "response body")) {
+          throw new Error(`closed after ${this.#buf.length} of ${n} body bytes`);
+        }
+      }
+      body = this.#buf.slice(0, n);
+      this.#buf = this.#buf.subarray(n);
+    } else {
+      while (await this.#more(deadline, "close-delimited body"));
+      body = this.#buf;
+      this.#buf = new Uint8Array(0);
+    }
+    return { status, reason: m[2], headers, body, text: dec.decode(body), get };
+  }
+
+  async #chunked(deadline: number): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for (;;) {
+      let lf: number;
+      while ((lf = this.#buf.indexOf(10)) === -1) {
+        if (!await this.#more(deadline, "chunk size")) throw new Error("closed in chunk size");
+      }
+      const size = parseInt(latin1(this.#buf.subarray(0, lf)), 16);
+      if (Number.isNaN(size)) throw new Error("bad chunk size");
+      this.#buf = this.#buf.subarray(lf + 1);
+      if (size === 0) {
+        // No trailers from this server: just the final CRLF.
+        while (this.#buf.length < 2) {
+          if (!await this.#more(deadline, "last chunk")) throw new Error("closed in last chunk");
+        }
+        this.#buf = this.#buf.subarray(2);
+        break;
+      }
+      while (this.#buf.length < size + 2) {
+        if (!await this.#more(deadline, "chunk data")) throw new Error("closed in chunk data");
+      }
+      parts.push(this.#buf.slice(0, size));
+      this.#buf = this.#buf.subarray(size + 2);
+    }
+    return concat(parts);
+  }
+
+  /** Reads until the peer closes; returns what arrived meanwhile. */
+  async closed(ms = WAIT): Promise<Uint8Array> {
+    const deadline = Date.now() + ms;
+    while (await this.#more(deadline, "connection close"));
+    const rest = this.#buf;
+    this.#buf = new Uint8Array(0);
+    return rest;
+  }
+
+  /** Sends a request and reads its response. */
+  async request(raw: string, opts: { head?: boolean; ms?: number } = {}): Promise<Res> {
+    if (!await this.send(raw)) throw new Error("could not send the request");
+    return await this.response(opts);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    if (this.#read !== null) await this.#read;
+  }
+}
+
+function findCRLFCRLF(b: Uint8Array): number {
+  for (let i = b.indexOf(13); i !== -1 && i + 3 < b.length; i = b.indexOf(13, i + 1)) {
+    if (b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i + 4;
+  }
+  return -1;
 }

@@ -19,237 +19,10 @@ import {
   type ServeOptions,
   type Server,
 } from "./server.ts";
-
-// ---------------------------------------------------------------------------
-// Raw-socket client. Every wait is bounded: a read that does not finish in
-// time fails the test instead of hanging it.
-
-const dec = new TextDecoder();
-
-/** Latin-1 bytes of `s`. */
-function bytes(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => c.charCodeAt(0));
-}
-
-function latin1(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i += 8192) {
-    s += String.fromCharCode(...b.subarray(i, i + 8192));
-  }
-  return s;
-}
-
-/** A parsed response. */
-interface Res {
-  status: number;
-  reason: string;
-  /** Lower-cased names, in order. */
-  headers: [string, string][];
-  body: Uint8Array;
-  text: string;
-  get(name: string): string | null;
-}
-
-/** Waits for `p` at most `ms`; the bound fails the test, it asserts nothing. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, bound]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const WAIT = 5_000;
-
-class Client implements AsyncDisposable {
-  readonly conn: Deno.TcpConn;
-  #buf: Uint8Array = new Uint8Array(0);
-  #read: Promise<number | null> | null = null;
-  #chunk = new Uint8Array(64 * 1024);
-  /** The peer closed (FIN or RST). */
-  eof = false;
-  /** The peer reset the connection. */
-  reset = false;
-  #closed = false;
-
-  constructor(conn: Deno.TcpConn) {
-    this.conn = conn;
-  }
-
-  static async open(port: number): Promise<Client> {
-    return new Client(await Deno.connect({ hostname: "127.0.0.1", port }));
-  }
-
-  /** Writes all of `data`; false if the peer is gone. */
-  async send(data: string | Uint8Array): Promise<boolean> {
-    const b = typeof data === "string" ? bytes(data) : data;
-    try {
-      let off = 0;
-      while (off < b.length) off += await this.conn.write(b.subarray(off));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  closeWrite(): Promise<void> {
-    return this.conn.closeWrite();
-  }
-
-  /** Reads once more into the buffer, waiting at most until `deadline`. */
-  async #more(deadline: number, what: string): Promise<boolean> {
-    if (this.eof) return false;
-    if (this.#read === null) {
-      this.#read = this.conn.read(this.#chunk).catch((e) => {
-        if (e instanceof Deno.errors.ConnectionReset) this.reset = true;
-        return null;
-      });
-    }
-    const n = await within(this.#read, Math.max(1, deadline - Date.now()), what);
-    this.#read = null;
-    if (n === null) {
-      this.eof = true;
-      return false;
-    }
-    const nb = new Uint8Array(this.#buf.length + n);
-    nb.set(this.#buf);
-    nb.set(this.#chunk.subarray(0, n), this.#buf.length);
-    this.#buf = nb;
-    return true;
-  }
-
-  /** Bytes received and not yet consumed. */
-  get buffered(): Uint8Array {
-    return this.#buf;
-  }
-
-  /**
-   * Reads one response. `head`: it answers a HEAD request (no body). Throws
-   * if the connection closes before a complete response.
-   */
-  async response(opts: { head?: boolean; ms?: number } = {}): Promise<Res> {
-    const deadline = Date.now() + (opts.ms ?? WAIT);
-    let end: number;
-    for (;;) {
-      end = findCRLFCRLF(this.#buf);
-      if (end !== -1) break;
-      if (!await this.#more(deadline, "response head")) {
-        throw new Error(
-          `connection closed before a response head; got ${JSON.stringify(latin1(this.#buf))}`,
-        );
-      }
-    }
-    const lines = latin1(this.#buf.subarray(0, end - 4)).split("\r\n");
-    const m = /^HTTP\/1\.[01] (\d{3}) (.*)$/.exec(lines[0]);
-    if (m === null) throw new Error(`bad status line ${JSON.stringify(lines[0])}`);
-    const status = Number(m[1]);
-    const headers: [string, string][] = lines.slice(1).map((l) => {
-      const i = l.indexOf(":");
-      if (i <= 0) throw new Error(`bad header line ${JSON.stringify(l)}`);
-      return [l.slice(0, i).toLowerCase(), l.slice(i + 1).trim()];
-    });
-    const get = (name: string) => headers.find(([k]) => k === name)?.[1] ?? null;
-    this.#buf = this.#buf.subarray(end);
-    let body: Uint8Array = new Uint8Array(0);
-    const te = get("transfer-encoding");
-    const cl = get("content-length");
-    if (opts.head || status < 200 || status === 204 || status === 304) {
-      // No body.
-    } else if (te !== null) {
-      if (te.toLowerCase() !== "chunked") throw new Error(`unexpected transfer-encoding ${te}`);
-      body = await this.#chunked(deadline);
-    } else if (cl !== null) {
-      const n = Number(cl);
-      while (this.#buf.length < n) {
-        if (!await this.#more(deadline, "response body")) {
-          throw new Error(`closed after ${this.#buf.length} of ${n} body bytes`);
-        }
-      }
-      body = this.#buf.slice(0, n);
-      this.#buf = this.#buf.subarray(n);
-    } else {
-      while (await this.#more(deadline, "close-delimited body"));
-      body = this.#buf;
-      this.#buf = new Uint8Array(0);
-    }
-    return { status, reason: m[2], headers, body, text: dec.decode(body), get };
-  }
-
-  async #chunked(deadline: number): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    for (;;) {
-      let lf: number;
-      while ((lf = this.#buf.indexOf(10)) === -1) {
-        if (!await this.#more(deadline, "chunk size")) throw new Error("closed in chunk size");
-      }
-      const size = parseInt(latin1(this.#buf.subarray(0, lf)), 16);
-      if (Number.isNaN(size)) throw new Error("bad chunk size");
-      this.#buf = this.#buf.subarray(lf + 1);
-      if (size === 0) {
-        // No trailers from this server: just the final CRLF.
-        while (this.#buf.length < 2) {
-          if (!await this.#more(deadline, "last chunk")) throw new Error("closed in last chunk");
-        }
-        this.#buf = this.#buf.subarray(2);
-        break;
-      }
-      while (this.#buf.length < size + 2) {
-        if (!await this.#more(deadline, "chunk data")) throw new Error("closed in chunk data");
-      }
-      parts.push(this.#buf.slice(0, size));
-      this.#buf = this.#buf.subarray(size + 2);
-    }
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  }
-
-  /** Reads until the peer closes; returns what arrived meanwhile. */
-  async closed(ms = WAIT): Promise<Uint8Array> {
-    const deadline = Date.now() + ms;
-    while (await this.#more(deadline, "connection close"));
-    const rest = this.#buf;
-    this.#buf = new Uint8Array(0);
-    return rest;
-  }
-
-  /** Sends a request and reads its response. */
-  async request(raw: string, opts: { head?: boolean; ms?: number } = {}): Promise<Res> {
-    if (!await this.send(raw)) throw new Error("could not send the request");
-    return await this.response(opts);
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
-    if (this.#read !== null) await this.#read;
-  }
-}
-
-function findCRLFCRLF(b: Uint8Array): number {
-  for (let i = b.indexOf(13); i !== -1 && i + 3 < b.length; i = b.indexOf(13, i + 1)) {
-    if (b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i + 4;
-  }
-  return -1;
-}
+import { Client, latin1, portOf, WAIT, within } from "./_test_http.ts";
 
 // ---------------------------------------------------------------------------
 // Server helpers
-
-function portOf(server: Server): number {
-  return (server.addr as Deno.NetAddr).port;
-}
 
 /** Handler errors seen by `onError`, per server. */
 const errors = new WeakMap<Server, unknown[]>();
@@ -295,7 +68,7 @@ class Closed {
   /** Waits until `n` connections have closed in all. */
   async until(n: number, ms = WAIT): Promise<void> {
     while (this.count < n) {
-      await within(new Promise<void>((r) => this.#waiters.push(r)), ms, `${n} closed connections`);
+      await within(new Promise<void>((r) => this.#waiters.push(r)), `${n} closed connections`, ms);
     }
   }
 }
@@ -660,19 +433,26 @@ Deno.test("conformance: CONNECT is refused", async () => {
 // ---------------------------------------------------------------------------
 // Expect: 100-continue
 
+/** A request head expecting 100-continue, with a 5-byte body to follow. */
+const EXPECT_5 = "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+
+/** The next response echoes `POST /e hello`, and the connection is kept alive. */
+async function assertEchoedKeptAlive(c: Client): Promise<void> {
+  const r = await c.response();
+  assert.equal(r.status, 200);
+  assert.equal(r.text, "POST /e hello");
+  assert.equal((await c.request(GET("/next"))).text, "GET /next ");
+}
+
 Deno.test("conformance: 100-continue is sent when the handler reads the body", async () => {
   await using server = start(echo);
   await using c = await Client.open(portOf(server));
-  await c.send("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  await c.send(EXPECT_5);
   const interim = await c.response();
   assert.equal(interim.status, 100);
   assert.equal(interim.body.length, 0);
   await c.send("hello");
-  const r = await c.response();
-  assert.equal(r.status, 200);
-  assert.equal(r.text, "POST /e hello");
-  // Kept alive.
-  assert.equal((await c.request(GET("/next"))).text, "GET /next ");
+  await assertEchoedKeptAlive(c);
 });
 
 Deno.test("conformance: 100-continue with a chunked body", async () => {
@@ -693,7 +473,7 @@ Deno.test("conformance: no 100-continue when the handler ignores the body; then 
   );
   const port = portOf(server);
   await using c = await Client.open(port);
-  await c.send("POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  await c.send(EXPECT_5);
   const r = await c.response();
   assert.equal(r.status, 401, "the final response comes first, no 100");
   assert.equal(r.text, "denied");
@@ -707,13 +487,8 @@ Deno.test("conformance: no 100-continue when the handler ignores the body; then 
 Deno.test("conformance: no 100-continue when the body is already on its way", async () => {
   await using server = start(echo);
   await using c = await Client.open(portOf(server));
-  await c.send(
-    "POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
-  );
-  const r = await c.response();
-  assert.equal(r.status, 200);
-  assert.equal(r.text, "POST /e hello");
-  assert.equal((await c.request(GET("/next"))).text, "GET /next ");
+  await c.send(EXPECT_5 + "hello");
+  await assertEchoedKeptAlive(c);
 });
 
 Deno.test("conformance: an unsupported expectation gets 417", async () => {
@@ -746,7 +521,7 @@ Deno.test("conformance: a body shorter than declared errors the handler's stream
   await using c = await Client.open(port);
   await c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabcd");
   await c.closeWrite();
-  await within(done.promise, WAIT, "the handler to see the end of the body");
+  await within(done.promise, "the handler to see the end of the body", WAIT);
   assert.ok(seen instanceof Error, `handler saw ${String(seen)}`);
   // Whatever it answered, the connection ends.
   await c.closed();
@@ -889,46 +664,47 @@ Deno.test("conformance: idleTimeout closes an idle keep-alive connection", async
   await assertServes(port);
 });
 
+/** A handler that reads the whole body: `seen` is what that read threw (if
+ * anything), and `done` resolves once it has finished. */
+function bodyReader() {
+  const r = {
+    seen: undefined as unknown,
+    done: Promise.withResolvers<void>(),
+    handler: (async (req) => {
+      try {
+        await req.text();
+      } catch (e) {
+        r.seen = e;
+      }
+      r.done.resolve();
+      return new Response("late");
+    }) as ServeHandler,
+  };
+  return r;
+}
+
 Deno.test("conformance: readTimeout on a stalled body", async () => {
-  let seen: unknown;
-  const done = Promise.withResolvers<void>();
+  const body = bodyReader();
   const closed = new Closed();
-  await using server = start(async (req) => {
-    try {
-      await req.text();
-    } catch (e) {
-      seen = e;
-    }
-    done.resolve();
-    return new Response("late");
-  }, { readTimeout: 200, connState: closed.connState });
+  await using server = start(body.handler, { readTimeout: 200, connState: closed.connState });
   const port = portOf(server);
   await using c = await Client.open(port);
   await c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
-  await within(done.promise, WAIT, "the handler to see the stalled body fail");
-  assert.ok(seen instanceof Error, `handler saw ${String(seen)}`);
+  await within(body.done.promise, "the handler to see the stalled body fail", WAIT);
+  assert.ok(body.seen instanceof Error, `handler saw ${String(body.seen)}`);
   await closed.until(1);
   await c.closed();
   await assertServes(port);
 });
 
 Deno.test("conformance: readTimeout on a stalled chunked body", async () => {
-  let seen: unknown;
-  const done = Promise.withResolvers<void>();
-  await using server = start(async (req) => {
-    try {
-      await req.text();
-    } catch (e) {
-      seen = e;
-    }
-    done.resolve();
-    return new Response("late");
-  }, { readTimeout: 200 });
+  const body = bodyReader();
+  await using server = start(body.handler, { readTimeout: 200 });
   const port = portOf(server);
   await using c = await Client.open(port);
   await c.send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab");
-  await within(done.promise, WAIT, "the handler to see the stalled body fail");
-  assert.ok(seen instanceof Error, `handler saw ${String(seen)}`);
+  await within(body.done.promise, "the handler to see the stalled body fail", WAIT);
+  assert.ok(body.seen instanceof Error, `handler saw ${String(body.seen)}`);
   await c.closed();
   await assertServes(port);
 });
@@ -961,6 +737,6 @@ Deno.test("conformance: writeTimeout closes a connection whose client never read
   await assertServes(port);
   // Never read on `c`: the server gives up on it.
   await closed.until(2, 10_000);
-  await within(canceled.promise, WAIT, "the response stream to be canceled");
+  await within(canceled.promise, "the response stream to be canceled", WAIT);
   await assertServes(port);
 });

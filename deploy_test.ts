@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { type ConnInfo, type ConnState, serve, type ServeOptions } from "./server.ts";
-import { get, portOf, RawClient } from "./_test_http.ts";
+import { get, portOf, RawClient, within } from "./_test_http.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -53,20 +53,6 @@ function peerTest(name: string, need: (keyof typeof bins)[], fn: () => Promise<v
     fn,
   });
   if (skip !== null) console.warn(`deploy_test: "${name}": ${skip}`);
-}
-
-/** Awaits `p`, failing if it has not settled within `ms` (a bound, never an
- * assertion about timing). */
-async function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, bound]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function delay(ms: number): Promise<void> {
@@ -354,22 +340,14 @@ peerTest("TLS: curl --cacert, with and without ALPN", ["openssl", "curl"], async
 peerTest("unix socket: curl --unix-socket, keep-alive across two requests", ["curl"], async () => {
   await using dir = await tempDir("unix");
   const path = `${dir.path}/connctx.sock`;
+  const curl = (...args: string[]) =>
+    run(bins.curl!, ["-sS", "--max-time", "10", "--unix-socket", path, ...args]);
   const states: ConnState[] = [];
   const server = serve({ path, onListen() {}, connState: (_c, s) => states.push(s) }, seen);
   try {
     assert.equal(server.addr.transport, "unix");
     assert.equal((server.addr as Deno.UnixAddr).path, path);
-    const out = await run(bins.curl!, [
-      "-sS",
-      "--max-time",
-      "10",
-      "--unix-socket",
-      path,
-      "-w",
-      "\\n",
-      "http://localhost/one?x=1",
-      "http://localhost/two",
-    ]);
+    const out = await curl("-w", "\\n", "http://localhost/one?x=1", "http://localhost/two");
     const [one, two] = out.trim().split("\n").map((l) => JSON.parse(l) as Seen);
     assert.equal(one.url, "http://localhost/one?x=1");
     assert.equal(two.url, "http://localhost/two");
@@ -384,14 +362,7 @@ peerTest("unix socket: curl --unix-socket, keep-alive across two requests", ["cu
   await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
   const again = serve({ path, onListen() {} }, () => new Response("again"));
   try {
-    const out = await run(bins.curl!, [
-      "-sS",
-      "--max-time",
-      "10",
-      "--unix-socket",
-      path,
-      "http://x/",
-    ]);
+    const out = await curl("http://x/");
     assert.equal(out, "again");
   } finally {
     await again.shutdown();
@@ -555,9 +526,23 @@ peerTest("haproxy send-proxy / send-proxy-v2: the handler sees the original clie
       ports.v1six = ipv6 ? freePort("::1") : 0;
       ports.v2six = ipv6 ? freePort("::1") : 0;
       const cfg = `${dir.path}/haproxy.cfg`;
-      await Deno.writeTextFile(
-        cfg,
-        `global
+      // A frontend and its backend for one PROXY protocol version.
+      const proxied = (v: 1 | 2, mode: "http" | "tcp", send: string, about: string) => {
+        const [port, six] = v === 1 ? [ports.v1, ports.v1six] : [ports.v2, ports.v2six];
+        return `# v${v}, ${about}
+frontend v${v}
+  mode ${mode}
+  bind 127.0.0.1:${port}
+  ${ipv6 ? `bind [::1]:${six}` : ""}
+  default_backend app_v${v}
+
+backend app_v${v}
+  mode ${mode}
+  option httpchk GET /healthz-v${v}
+  server s${v} 127.0.0.1:${backend} ${send} check inter 100ms
+`;
+      };
+      const settings = `global
   pidfile ${dir.path}/haproxy.pid
   maxconn 200
 
@@ -565,31 +550,19 @@ defaults
   timeout connect 5s
   timeout client 30s
   timeout server 30s
-
-# v1, HTTP mode (haproxy parses HTTP, opens its own server connections)
-frontend v1
-  mode http
-  bind 127.0.0.1:${ports.v1}
-  ${ipv6 ? `bind [::1]:${ports.v1six}` : ""}
-  default_backend app_v1
-
-backend app_v1
-  mode http
-  option httpchk GET /healthz-v1
-  server s1 127.0.0.1:${backend} send-proxy check inter 100ms
-
-# v2, TCP mode (bytes relayed as they are)
-frontend v2
-  mode tcp
-  bind 127.0.0.1:${ports.v2}
-  ${ipv6 ? `bind [::1]:${ports.v2six}` : ""}
-  default_backend app_v2
-
-backend app_v2
-  mode tcp
-  option httpchk GET /healthz-v2
-  server s2 127.0.0.1:${backend} send-proxy-v2 check inter 100ms
-`,
+`;
+      await Deno.writeTextFile(
+        cfg,
+        [
+          settings,
+          proxied(
+            1,
+            "http",
+            "send-proxy",
+            "HTTP mode (haproxy parses HTTP, opens its own server connections)",
+          ),
+          proxied(2, "tcp", "send-proxy-v2", "TCP mode (bytes relayed as they are)"),
+        ].join("\n"),
       );
       const p = new Peer("haproxy", bins.haproxy!, ["-db", "-f", cfg]);
       try {
@@ -667,7 +640,7 @@ backend app_v2
     // haproxy's health checks arrive with PROXY headers too (v1 with the
     // check connection's own addresses, v2 LOCAL: the real endpoints stand)
     // and are answered.
-    await within(healthSeen, "haproxy health checks");
+    await within(healthSeen, "haproxy health checks", 10_000);
     for (const h of health.values()) {
       assert.equal((h.remote as Deno.NetAddr).hostname, "127.0.0.1");
     }

@@ -12,47 +12,13 @@
 
 import assert from "node:assert/strict";
 import { CanceledError, serve, type Server } from "./mod.ts";
+import { concat, LOOPBACK, portOf, urlOf, within } from "./_test_http.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** Options every test server uses: loopback, a free port, no log line. */
-const LOOPBACK = { port: 0, hostname: "127.0.0.1", onListen() {} } as const;
-
-function portOf(server: { addr: Deno.Addr }): number {
-  return (server.addr as Deno.NetAddr).port;
-}
-
-function urlOf(server: { addr: Deno.Addr }, path = "/"): string {
-  return `http://127.0.0.1:${portOf(server)}${path}`;
-}
-
-/** Awaits `p`, failing if it has not settled within `ms`. A bound against
- * hangs, never an assertion about timing. */
-async function within<T>(p: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, bound]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.byteLength;
-  }
-  return out;
-}
 
 /** A response as it crossed the wire. */
 interface Wire {

@@ -26,24 +26,10 @@ import {
   type Server,
   ServerContextKey,
 } from "./server.ts";
-import { get, portOf, RawClient } from "./_test_http.ts";
+import { get, portOf, RawClient, within } from "./_test_http.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/** Awaits `p`, failing if it has not settled within `ms`: a bound against
- * hangs, never an assertion about timing. */
-async function within<T>(p: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, bound]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** One macrotask turn: queued microtasks and I/O callbacks run first. */
 function tick(): Promise<void> {

@@ -11,22 +11,10 @@
 import assert from "node:assert/strict";
 import { serve, type ServeOptions } from "./server.ts";
 import { isWorker, serveWorkers, workerId } from "./workers.ts";
-import { get, RawClient } from "./_test_http.ts";
+import { get, RawClient, within } from "./_test_http.ts";
 
 const UNSTABLE_NET = "listenDatagram" in Deno;
 const WORKER_APP = new URL("./examples/worker_app.ts", import.meta.url);
-
-async function within<T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, bound]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Asks `port` over a fresh connection which worker answers. */
 async function whichWorker(port: number): Promise<string> {
@@ -103,12 +91,12 @@ Deno.test({
         }
         assert.equal(on.size, 1);
         // Shutdown closes the idle keep-alive connection.
-        assert.equal(await within(pool.shutdown(5_000), "pool.shutdown"), true);
+        assert.equal(await within(pool.shutdown(5_000), "pool.shutdown", 20_000), true);
         assert.ok(await c.closedByServer());
       } finally {
         c.close();
       }
-      await within(pool.finished, "pool.finished");
+      await within(pool.finished, "pool.finished", 20_000);
       await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: pool.addr.port }));
     } finally {
       pool.close();
@@ -252,7 +240,7 @@ Deno.test({
         } finally {
           c.close();
         }
-        await within(wasReported, "onWorkerError");
+        await within(wasReported, "onWorkerError", 20_000);
         assert.equal(errors.length, 1);
         assert.equal(String(errors[0][0]), victim);
         assert.match(String(errors[0][1]), /worker crashed/);
@@ -266,7 +254,11 @@ Deno.test({
           inARow = who === null ? 0 : inARow + 1;
         }
         assert.equal(inARow, 10, "the survivor did not take over");
-        assert.equal(await within(pool.shutdown(5_000), "shutdown"), false, "one worker died");
+        assert.equal(
+          await within(pool.shutdown(5_000), "shutdown", 20_000),
+          false,
+          "one worker died",
+        );
       } finally {
         pool.close();
       }
@@ -379,7 +371,7 @@ Deno.test("examples/worker_app.ts: 2 workers answer on one port; SIGTERM stops t
     const ids = await distinctWorkers(port, 2);
     assert.deepEqual([...ids].sort(), ["1", "2"], "connections were not spread over workers");
     child.kill("SIGTERM");
-    const s = await within(status, "exit after SIGTERM");
+    const s = await within(status, "exit after SIGTERM", 20_000);
     await reading;
     assert.equal(s.code, 0, `${out}\n${await err}`);
     assert.match(out, /stopped graceful=true/);

@@ -22,6 +22,7 @@ import {
   type RequestHead,
   rescanFrom,
 } from "./parser.ts";
+import { concat } from "../_test_http.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -35,16 +36,6 @@ function bytes(s: string): Uint8Array {
     b[i] = c;
   }
   return b;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /**

@@ -22,22 +22,9 @@ import {
   statusLine,
   type Write,
 } from "./writer.ts";
+import { bytes as latin1Bytes, concat } from "../_test_http.ts";
 
 const enc = new TextEncoder();
-
-function latin1Bytes(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => c.charCodeAt(0));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** A `Write` that copies what it is given (the writer reuses its buffers). */
 function sink(): { write: Write; writes: Uint8Array[]; bytes(): Uint8Array } {
