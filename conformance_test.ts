@@ -583,6 +583,27 @@ Deno.test("conformance: 413 for a Content-Length over maxBodyBytes, before the h
   await assertServes(port);
 });
 
+Deno.test("conformance: a chunked body over maxBodyBytes the handler lets through is a 413, not a 500", async () => {
+  let onError = 0;
+  await using server = start(async (req) => new Response(`read ${(await req.text()).length}`), {
+    maxBodyBytes: 10,
+    onError: () => {
+      onError++;
+      return new Response("oops", { status: 500 });
+    },
+  });
+  const port = portOf(server);
+  await using c = await Client.open(port);
+  const r = await c.request(
+    "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      "5\r\n01234\r\n6\r\n567890\r\n0\r\n\r\n",
+  );
+  assert.equal(r.status, 413);
+  assert.equal(r.get("connection")?.toLowerCase(), "close");
+  assert.equal(onError, 0, "onError ran for the engine's own limit");
+  await assertServes(port);
+});
+
 Deno.test("conformance: a chunked body over maxBodyBytes errors the handler's stream", async () => {
   let seen: unknown;
   await using server = start(async (req) => {

@@ -683,7 +683,15 @@ export class Http1Conn {
       }
     } catch (e) {
       try {
-        res = await core.onError(e, req, ex);
+        // The request body failed our own framing or limits (a chunked body
+        // past maxBodyBytes: 413) and the handler let it through: answer
+        // with that status, not a 500 from onError.
+        res = e instanceof HttpError
+          ? new Response(`${e.message}\n`, {
+            status: e.status,
+            headers: { "content-type": "text/plain; charset=utf-8", connection: "close" },
+          })
+          : await core.onError(e, req, ex);
         if (!(res instanceof Response)) throw new TypeError("onError must return a Response");
       } catch (e2) {
         core.log("onError failed", e2);
