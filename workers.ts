@@ -106,7 +106,16 @@ function hasReusePort(): boolean {
   return "listenDatagram" in Deno;
 }
 
-/** {@linkcode ServeOptions} a worker may set: where it listens is the pool's. */
+/**
+ * {@linkcode ServeOptions} a worker may set: where it listens is the pool's.
+ *
+ * @example
+ * ```ts
+ * import type { WorkerServeOptions } from "./workers.ts";
+ *
+ * const options: WorkerServeOptions = { readHeaderTimeout: 5_000, keepAlive: true };
+ * ```
+ */
 export type WorkerServeOptions = Omit<
   ServeOptions,
   "port" | "hostname" | "path" | "listener" | "cert" | "key" | "signal"
@@ -174,7 +183,16 @@ export function serveWorker(a: WorkerServeOptions | ServeHandler, b?: ServeHandl
   return server;
 }
 
-/** Options for {@linkcode serveWorkers}. */
+/**
+ * Options for {@linkcode serveWorkers}.
+ *
+ * @example
+ * ```ts
+ * import type { ServeWorkersOptions } from "./workers.ts";
+ *
+ * const options: ServeWorkersOptions = { workers: 2, port: 8000, hostname: "127.0.0.1" };
+ * ```
+ */
 export interface ServeWorkersOptions {
   /** How many workers; default `navigator.hardwareConcurrency`. */
   workers?: number;
@@ -191,7 +209,18 @@ export interface ServeWorkersOptions {
   startTimeout?: number;
 }
 
-/** A running pool of workers, as returned by {@linkcode serveWorkers}. */
+/**
+ * A running pool of workers, as returned by {@linkcode serveWorkers}.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveWorkers } from "./workers.ts";
+ *
+ * // Needs --unstable-net; the module calls serveWorker() when isWorker().
+ * await using pool = await serveWorkers(import.meta.url, { workers: 2, port: 8000 });
+ * console.log(`${pool.workers} workers on port ${pool.addr.port}`);
+ * ```
+ */
 export interface WorkerPool extends AsyncDisposable {
   /** The shared address. */
   readonly addr: Deno.NetAddr;

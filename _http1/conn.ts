@@ -52,10 +52,38 @@ import {
   isContext,
 } from "../_context.ts";
 
-/** A connection's lifecycle state, as reported to `connState`. */
+/**
+ * A connection's lifecycle state, as reported to `connState`: `new` once,
+ * then `active` (a request is being read or served) and `idle` (waiting for
+ * the next keep-alive request) in turn, then `closed` once.
+ *
+ * @example
+ * ```ts
+ * import { serve, type ConnState } from "../mod.ts";
+ *
+ * const seen: ConnState[] = [];
+ * await using server = serve({
+ *   port: 0,
+ *   onListen() {},
+ *   connState: (_conn, state) => seen.push(state),
+ * }, () => new Response("ok"));
+ * ```
+ */
 export type ConnState = "new" | "active" | "idle" | "closed";
 
-/** What a handler learns about its connection. */
+/**
+ * What a handler (and `connContext`, `connState`) learns about a connection.
+ *
+ * @example
+ * ```ts
+ * import { serve, type ConnInfo } from "../mod.ts";
+ *
+ * const describe = (conn: ConnInfo): string =>
+ *   `#${conn.id} from ${JSON.stringify(conn.remoteAddr)}${conn.tls ? " (TLS)" : ""}`;
+ * await using server = serve({ port: 0, onListen() {} }, (_req, info) =>
+ *   new Response(describe(info.conn)));
+ * ```
+ */
 export interface ConnInfo {
   /** Unique (per process) connection number, starting at 1. */
   readonly id: number;
