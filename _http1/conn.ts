@@ -314,8 +314,9 @@ export class Http1Conn {
   #node: CancelNode | null = null;
   #ex: Exchange | null = null;
   #lastHost = "";
+  /** The request body broke our framing or limits: close after responding. */
+  #closeAfterResponse = false;
   #lastBase = "";
-  #requests = 0;
   #writeFn: Write | null = null;
   #onBgFn: ((n: number | null) => void) | null = null;
 
@@ -635,7 +636,6 @@ export class Http1Conn {
       }
 
       // 3. Serve it.
-      this.#requests++;
       const ex = new Exchange(this, head, ctx);
       this.#ex = ex;
       this.#setPhase(HANDLER, 0);
@@ -790,8 +790,6 @@ export class Http1Conn {
       if (e instanceof HttpError) this.#closeAfterResponse = true;
     }
   }
-
-  #closeAfterResponse = false;
 
   /** Next piece of the body; `null` at its end or when the peer is gone. */
   async #readBody(ex: Exchange): Promise<Uint8Array | null> {

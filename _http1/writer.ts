@@ -267,8 +267,3 @@ export async function sendRaw(write: Write, prefix: string, chunk: Uint8Array): 
   }
   await sendWhole(write, prefix, chunk);
 }
-
-/** Bytes of a Latin-1 string (a head) in a fresh buffer. */
-export function headBytes(head: string): Uint8Array {
-  return putHead(head);
-}
