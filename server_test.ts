@@ -45,9 +45,45 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } 
 }
 
 Deno.test("seed reproduction (golang/go#35750): a connContext value never reaches the next connection", async () => {
-  // The Go 1.13.4 program: ConnContext reads a value, then writes a new one.
-  // On Go 1.13.4 the second connection sees the first one's value, because
-  // the result was assigned to the shared context.
+  // The Go 1.13.4 program from the seed, line for line: ConnContext counts
+  // connections, reports a "count" value it finds (left over from an earlier
+  // connection), and stores its own under the same string key; the handler
+  // answers with Connection: close. On Go 1.13.4 the second request prints
+  // "found leftover data: 1", because the result replaced the shared context.
+  let count = 0;
+  const leftovers: unknown[] = [];
+  const seenByHandler: unknown[] = [];
+  await using server = serve({
+    ...quiet,
+    connContext(ctx) {
+      count++;
+      const c2 = ctx.value("count");
+      if (c2 !== undefined) leftovers.push(c2);
+      return withValue(ctx, "count", count);
+    },
+  }, (_req, info) => {
+    seenByHandler.push(info.context.value("count"));
+    return new Response(null, { headers: { connection: "close" } });
+  });
+
+  for (let i = 0; i < 2; i++) {
+    const c = await RawClient.connect(portOf(server.addr));
+    try {
+      await c.send(get("/"));
+      const res = await c.read();
+      assert.equal(res?.status, 200);
+      assert.equal(res?.get("connection"), "close");
+      assert.ok(await c.closedByServer(), "the server did not close the connection");
+    } finally {
+      c.close();
+    }
+  }
+  assert.equal(count, 2);
+  assert.deepEqual(leftovers, [], "the second connection found the first one's value");
+  assert.deepEqual(seenByHandler, [1, 2]);
+});
+
+Deno.test("a connContext value is not visible to the next connection (typed key)", async () => {
   const KEY = new ContextKey<string>("conn");
   const seenInConnContext: (string | undefined)[] = [];
   let n = 0;
