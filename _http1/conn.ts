@@ -37,6 +37,7 @@ import {
   release,
   sendChunk,
   sendRaw,
+  sendSplit,
   sendWhole,
   statusLine,
   type Write,
@@ -359,13 +360,7 @@ export class Http1Conn {
     if (core.proxyProtocol) {
       // The PROXY header comes first: its addresses are the connection's
       // before connContext or connState see it.
-      c.#readProxyHeader().then(
-        (ok) => ok ? c.#begin() : c.#close(),
-        (e) => {
-          c.#close();
-          if (!peerGone(e)) core.log("connection failed", e);
-        },
-      );
+      c.#readProxyHeader().then((ok) => ok ? c.#begin() : c.#close(), (e) => c.#failed(e));
     } else c.#begin();
   }
 
@@ -374,14 +369,14 @@ export class Http1Conn {
     const ctx = this.#setup();
     if (ctx === null) this.#close();
     else {
-      this.#serveRequests(ctx).then(
-        () => this.#close(),
-        (e) => {
-          this.#close();
-          if (!peerGone(e)) this.core.log("connection failed", e);
-        },
-      );
+      this.#serveRequests(ctx).then(() => this.#close(), (e) => this.#failed(e));
     }
+  }
+
+  /** The connection's work threw: close it, and log unless the peer left. */
+  #failed(e: unknown): void {
+    this.#close();
+    if (!peerGone(e)) this.core.log("connection failed", e);
   }
 
   /** Reads and consumes the PROXY protocol header; the bytes after it stay
@@ -413,40 +408,36 @@ export class Http1Conn {
   /** Derives the connection's context; `null` closes the connection. */
   #setup(): Context | null {
     const core = this.core;
-    {
+    if (core.unref) this.conn.unref();
+    // Context flow: derived from the base in a local, never stored back.
+    const node = _newCancelNode(
+      _newValueNode(
+        _newValueNode(core.base, LOCAL_ADDR_KEY, this.info.localAddr),
+        CONN_INFO_KEY,
+        this.info,
+      ),
+    );
+    this.#node = node;
+    let ctx: Context = node;
+    if (core.connContext !== undefined) {
       try {
-        if (core.unref) this.conn.unref();
-      } catch { /* not a TCP connection */ }
-      // Context flow: derived from the base in a local, never stored back.
-      const node = _newCancelNode(
-        _newValueNode(
-          _newValueNode(core.base, LOCAL_ADDR_KEY, this.info.localAddr),
-          CONN_INFO_KEY,
-          this.info,
-        ),
-      );
-      this.#node = node;
-      let ctx: Context = node;
-      if (core.connContext !== undefined) {
-        try {
-          ctx = core.connContext(node, this.info);
-        } catch (e) {
-          core.log(`connContext threw; closing connection ${this.info.id}`, e);
-          return null;
-        }
-        if (!derivesFrom(ctx, node)) {
-          core.log(
-            `connContext must return a context derived from the one it was given; ` +
-              `closing connection ${this.info.id}`,
-            new TypeError(isContext(ctx) ? "context not derived from ctx" : "not a Context"),
-          );
-          return null;
-        }
+        ctx = core.connContext(node, this.info);
+      } catch (e) {
+        core.log(`connContext threw; closing connection ${this.info.id}`, e);
+        return null;
       }
-      core.connState?.(this.info, "new");
-      this.#setPhase(IDLE, core.readHeaderTimeout);
-      return ctx;
+      if (!derivesFrom(ctx, node)) {
+        core.log(
+          `connContext must return a context derived from the one it was given; ` +
+            `closing connection ${this.info.id}`,
+          new TypeError(isContext(ctx) ? "context not derived from ctx" : "not a Context"),
+        );
+        return null;
+      }
     }
+    core.connState?.(this.info, "new");
+    this.#setPhase(IDLE, core.readHeaderTimeout);
+    return ctx;
   }
 
   #setPhase(phase: number, timeout: number): void {
@@ -1023,9 +1014,11 @@ export class Http1Conn {
   async #send(head: string, body: string | Uint8Array | null): Promise<void> {
     const buf = acquire();
     try {
-      const frame = frameWhole(buf, head + "\r\n", body);
+      const h = head + "\r\n";
+      const frame = frameWhole(buf, h, body);
+      // One write (no TCP_NODELAY needed), or the multi-write path.
       if (frame !== null) await this.#writeAll(frame);
-      else await sendWhole(this.#write, head + "\r\n", body);
+      else await sendSplit(this.#write, buf, h, body);
     } finally {
       release(buf);
     }

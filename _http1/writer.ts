@@ -146,7 +146,7 @@ export function frameWhole(
 
 /**
  * Sends a head and a whole body. `head` must end with the blank line.
- * One write when both fit a pooled buffer.
+ * One write when both fit a pooled buffer ({@linkcode frameWhole}).
  */
 export async function sendWhole(
   write: Write,
@@ -155,53 +155,35 @@ export async function sendWhole(
 ): Promise<void> {
   const buf = acquire();
   try {
-    let bodyBytes: Uint8Array | null = null;
-    let bl = 0;
-    if (typeof body === "string") {
-      if (body.length <= POOL_BUF - RESERVE) {
-        const r = encoder.encodeInto(body, buf.subarray(RESERVE));
-        if (r.read === body.length) bl = r.written;
-        else bodyBytes = encoder.encode(body);
-      } else bodyBytes = encoder.encode(body);
-    } else if (body !== null) {
-      if (body.byteLength <= POOL_BUF - RESERVE) {
-        buf.set(body, RESERVE);
-        bl = body.byteLength;
-      } else bodyBytes = body;
-    }
-    if (bodyBytes === null) {
-      // The body (bl bytes, maybe 0) sits at RESERVE in buf.
-      if (head.length <= RESERVE) {
-        const hs = RESERVE - head.length;
-        putLatin1(head, buf, hs);
-        await write(buf.subarray(hs, RESERVE + bl));
-      } else if (head.length + bl <= POOL_BUF) {
-        // A head past the reserve: move the body up behind it first
-        // (copyWithin has memmove semantics, overlap is fine).
-        buf.copyWithin(head.length, RESERVE, RESERVE + bl);
-        putLatin1(head, buf, 0);
-        await write(buf.subarray(0, head.length + bl));
-      } else {
-        await write(putHead(head));
-        if (bl > 0) await write(buf.subarray(RESERVE, RESERVE + bl));
-      }
-      return;
-    }
-    if (head.length <= POOL_BUF) {
-      const he = putLatin1(head, buf, 0);
-      if (bodyBytes.byteLength <= POOL_BUF - he) {
-        buf.set(bodyBytes, he);
-        await write(buf.subarray(0, he + bodyBytes.byteLength));
-        return;
-      }
-      await write(buf.subarray(0, he));
-    } else {
-      await write(putHead(head));
-    }
-    if (bodyBytes.byteLength > 0) await write(bodyBytes);
+    const frame = frameWhole(buf, head, body);
+    await (frame !== null ? write(frame) : sendSplit(write, buf, head, body));
   } finally {
     release(buf);
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Sends what {@linkcode frameWhole} could not frame: a head past the reserve
+ * or a large body. Head and body still share one write when they fit `buf`
+ * (a pooled buffer); otherwise the head goes first, then the body as is.
+ */
+export async function sendSplit(
+  write: Write,
+  buf: Uint8Array,
+  head: string,
+  body: string | Uint8Array | null,
+): Promise<void> {
+  const bytes = body === null ? EMPTY : typeof body === "string" ? encoder.encode(body) : body;
+  if (head.length + bytes.byteLength <= buf.length) {
+    putLatin1(head, buf, 0);
+    buf.set(bytes, head.length);
+    await write(buf.subarray(0, head.length + bytes.byteLength));
+    return;
+  }
+  await write(head.length <= buf.length ? buf.subarray(0, putLatin1(head, buf, 0)) : putHead(head));
+  if (bytes.byteLength > 0) await write(bytes);
 }
 
 function putHead(head: string): Uint8Array {
