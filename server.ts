@@ -37,46 +37,20 @@
  */
 
 import { background, CanceledError, type Context, ContextKey, withValue } from "./_context.ts";
+import { Connection } from "./_exchange/conn.ts";
 import {
   CONN_INFO_KEY,
   type ConnInfo,
   type ConnState,
   type Core,
-  Http1Conn,
   LOCAL_ADDR_KEY,
-} from "./_http1/conn.ts";
-import { DEFAULT_CHUNK_LIMITS, DEFAULT_LIMITS } from "./_http1/parser.ts";
+  type ServeHandlerInfo,
+} from "./_exchange/core.ts";
+import { DEFAULT_CHUNK_LIMITS } from "./_http1/chunked.ts";
+import { Http1Conn } from "./_http1/conn.ts";
+import { DEFAULT_LIMITS } from "./_http1/parser.ts";
 
-export type { ConnInfo, ConnState };
-
-/**
- * The `info` argument of a handler: a superset of `Deno.ServeHandlerInfo`.
- * `Addr` is the type of `remoteAddr`: `Deno.NetAddr` for TCP and TLS,
- * `Deno.UnixAddr` for a unix socket, as with `Deno.serve`.
- *
- * @typeParam Addr The type of the peer's address.
- *
- * @example
- * ```ts
- * import type { ServeHandlerInfo } from "./server.ts";
- *
- * function handler(_req: Request, info: ServeHandlerInfo): Response {
- *   if (info.context.err) return new Response(null, { status: 499 });
- *   return new Response(`hello, connection ${info.conn.id}`);
- * }
- * ```
- */
-export interface ServeHandlerInfo<Addr extends Deno.Addr = Deno.Addr> {
-  /** The peer's address. */
-  readonly remoteAddr: Addr;
-  /** Settles when the response has been sent (or the connection failed). */
-  readonly completed: Promise<void>;
-  /** This request's context: derived from its connection's, canceled when
-   * the response is finished or the client goes away. */
-  readonly context: Context;
-  /** The connection the request arrived on. */
-  readonly conn: ConnInfo;
-}
+export type { ConnInfo, ConnState, ServeHandlerInfo };
 
 /**
  * A request handler, as for `Deno.serve`.
@@ -144,12 +118,29 @@ export interface ServeOptions {
   /** Time from a request's first byte (or the connection's start) to the end
    * of its head; then 408. Default 10 000. */
   readHeaderTimeout?: number;
-  /** Longest wait for the next piece of a request body; then the body
-   * errors and the connection closes. Default 60 000. */
+  /** Longest wait for the next piece of a request body; then 408 and the
+   * connection closes. Default 60 000. */
   readTimeout?: number;
   /** Longest a single write may wait for the client to read (back-pressure
-   * stall); then the connection closes. Default 30 000. */
+   * stall); then the connection closes and the request's context is
+   * canceled. Default 30 000. */
   writeTimeout?: number;
+  /** Minimum request-body rate, bytes/s, measured over the time the handler
+   * waits for body bytes (after `minRateGracePeriod`); a slower body gets
+   * 408 and the connection closes (the slow-body attack, R.U.D.Y.). A
+   * handler that reads slowly is never cut for it. `0` disables. Default
+   * 240 (as Kestrel's `MinRequestBodyDataRate`). */
+  minBodyRate?: number;
+  /** Minimum response rate, bytes/s, measured over the time response bytes
+   * wait for the client to read them (after `minRateGracePeriod`); a slower
+   * client is cut and its request context canceled (the slow-reader
+   * attack). A handler that produces slowly (server-sent events) is never
+   * cut for it. `0` disables. Default 240 (as Kestrel's
+   * `MinResponseDataRate`). */
+  minResponseRate?: number;
+  /** Waiting time before the minimum rates apply, per request. Default
+   * 5 000. */
+  minRateGracePeriod?: number;
   /** How long a keep-alive connection may sit idle. Default 60 000. */
   idleTimeout?: number;
   /** Largest request head (request line and headers); then 431. Default 64 KiB. */
@@ -386,6 +377,9 @@ class ServerImpl implements Server {
       maxBodyBytes: num(options.maxBodyBytes, Infinity, "maxBodyBytes"),
       drainBytes: num(options.maxDrainBytes, 256 * 1024, "maxDrainBytes"),
       readHeaderTimeout: num(options.readHeaderTimeout, 10_000, "readHeaderTimeout"),
+      minBodyRate: num(options.minBodyRate, 240, "minBodyRate"),
+      minResponseRate: num(options.minResponseRate, 240, "minResponseRate"),
+      minRateGrace: num(options.minRateGracePeriod, 5_000, "minRateGracePeriod"),
       readTimeout: num(options.readTimeout, 60_000, "readTimeout"),
       writeTimeout: num(options.writeTimeout, 30_000, "writeTimeout"),
       idleTimeout: num(options.idleTimeout, 60_000, "idleTimeout"),
@@ -398,6 +392,10 @@ class ServerImpl implements Server {
       onIdle: () => this.#idle?.(),
       log: (msg, err) => console.error(`connctx: ${msg}`, ...(err === undefined ? [] : [err])),
       unref: false,
+      isolate: (fn) => fn(),
+      observer: null,
+      accessLog: null,
+      http2: null,
     };
     this.#core = core;
     const timeouts = [
@@ -405,6 +403,7 @@ class ServerImpl implements Server {
       core.readTimeout,
       core.writeTimeout,
       core.idleTimeout,
+      core.minBodyRate > 0 || core.minResponseRate > 0 ? core.minRateGrace : 0,
     ].filter((t) => t > 0);
     if (timeouts.length > 0) {
       const tick = Math.min(1000, Math.max(5, Math.floor(Math.min(...timeouts) / 4)));
@@ -428,7 +427,10 @@ class ServerImpl implements Server {
   #sweep(): void {
     const now = Date.now();
     for (const c of this.#core.conns) {
-      if (c.deadline !== 0 && now >= c.deadline) c.timeout();
+      if (c.deadline !== 0 && now >= c.deadline) {
+        c.deadline = 0;
+        c.proto.timeout();
+      }
     }
   }
 
@@ -454,7 +456,7 @@ class ServerImpl implements Server {
         continue;
       }
       if (this.#tls) this.#handshake(conn as Deno.TlsConn);
-      else Http1Conn.serve(core, conn);
+      else Http1Conn.start(Connection.accept(core, conn));
     }
   }
 
@@ -465,7 +467,12 @@ class ServerImpl implements Server {
       : undefined;
     try {
       const hs = await conn.handshake();
-      Http1Conn.serve(core, conn, undefined, { alpnProtocol: hs.alpnProtocol });
+      const c = Connection.accept(core, conn, { alpnProtocol: hs.alpnProtocol });
+      if (hs.alpnProtocol === "h2" && core.http2 !== null) {
+        const ctx = c.open();
+        if (ctx === null) c.close();
+        else core.http2(c, ctx, new Uint8Array(0));
+      } else Http1Conn.start(c);
     } catch {
       try {
         conn.close();
@@ -498,14 +505,14 @@ class ServerImpl implements Server {
     this.#stopListening();
     this.#shutdown = (async () => {
       const idle = new Promise<void>((r) => (this.#idle = r));
-      for (const c of [...core.conns]) c.closeIfIdle();
+      for (const c of [...core.conns]) c.proto.closeIfIdle();
       if (core.conns.size > 0) {
         if (ctx.err === undefined) await Promise.race([idle, ctx.done]);
         if (core.conns.size > 0) {
           const why = new CanceledError(
             `server shutdown: ${ctx.err?.message ?? "canceled"}; request cut off`,
           );
-          for (const c of [...core.conns]) c.abort(why);
+          for (const c of [...core.conns]) c.proto.abort(why);
         }
       }
       this.#finish();
@@ -519,7 +526,7 @@ class ServerImpl implements Server {
     core.draining = true;
     this.#stopListening();
     const why = new CanceledError("server closed");
-    for (const c of [...core.conns]) c.abort(why);
+    for (const c of [...core.conns]) c.proto.abort(why);
     this.#shutdown ??= (this.#finish(), this.finished);
   }
 

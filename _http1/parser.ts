@@ -1,5 +1,6 @@
 // Copyright 2026 the connctx authors. MIT license.
-// HTTP/1.1 request parsing (RFC 9112), pure functions over bytes. No I/O.
+// Owns: HTTP/1.1 request-head parsing (RFC 9112), pure functions over bytes.
+// No I/O; the chunked body decoder is in `chunked.ts`.
 //
 // Strictness: anything ambiguous is rejected. Bare LF, obs-fold, whitespace
 // before a colon, control characters, Transfer-Encoding together with
@@ -10,20 +11,9 @@
 // not `uri-host [":" port]`, and an authority-form target that is not
 // `uri-host ":" port` are 400s too.
 
-/** An error that maps to an HTTP status; the connection is closed after it. */
-export class HttpError extends Error {
-  /** The status to answer with. */
-  readonly status: number;
-  /**
-   * @param status The status to answer with.
-   * @param message Why, for logs and the response body.
-   */
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "HttpError";
-    this.status = status;
-  }
-}
+import { HttpError } from "../_exchange/errors.ts";
+
+export { HttpError };
 
 /** Parser limits. */
 export interface Limits {
@@ -57,6 +47,9 @@ export interface RequestHead {
   chunked: boolean;
   /** Whether the client wants the connection kept open. */
   keepAlive: boolean;
+  /** The `Upgrade` value when `Connection` lists `upgrade` (RFC 9110
+   * §7.8), else `""`. */
+  upgrade: string;
   expectContinue: boolean;
   /** 0 origin-form, 1 absolute-form, 2 asterisk-form, 3 authority-form. */
   form: number;
@@ -68,7 +61,8 @@ export interface RequestHead {
 // (VCHAR, SP, HTAB, obs-text), bit 4 request-target byte (VCHAR but `#`: a
 // fragment is never sent, and one lets a proxy and this server disagree on
 // the path), bit 8 reg-name byte (unreserved, sub-delims, `%`).
-const T = new Uint8Array(256);
+/** @internal Character classes shared with the chunked decoder. */
+export const T: Uint8Array = new Uint8Array(256);
 {
   const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
   for (let i = 0; i < tchar.length; i++) T[tchar.charCodeAt(i)] |= 1;
@@ -292,6 +286,7 @@ export function parseHead(
   let hasTE = false;
   let conn = "";
   let expect = "";
+  let upgrade = "";
   let count = 0;
   const last = headEnd - 2; // index of the final CRLF
   while (p < last) {
@@ -343,6 +338,9 @@ export function parseHead(
       case "expect":
         expect = expect === "" ? value : `${expect},${value}`;
         break;
+      case "upgrade":
+        upgrade = upgrade === "" ? value : `${upgrade},${value}`;
+        break;
     }
   }
   if (p !== last || buf[p] !== CR || buf[p + 1] !== LF) bad("malformed header section");
@@ -374,16 +372,17 @@ export function parseHead(
   }
 
   let keepAlive = minor === 1;
+  let connUpgrade = false;
   if (conn !== "") {
     const tokens = conn.toLowerCase().split(",");
+    let close = false;
     for (let i = 0; i < tokens.length; i++) {
       const tok = ows(tokens[i]);
-      if (tok === "close") {
-        keepAlive = false;
-        break;
-      }
-      if (tok === "keep-alive") keepAlive = true;
+      if (tok === "close") close = true;
+      else if (tok === "keep-alive") keepAlive = true;
+      else if (tok === "upgrade") connUpgrade = true;
     }
+    if (close) keepAlive = false;
   }
   let expectContinue = false;
   if (expect !== "") {
@@ -402,6 +401,7 @@ export function parseHead(
     contentLength,
     chunked,
     keepAlive,
+    upgrade: connUpgrade ? upgrade : "",
     expectContinue,
     form,
     end: headEnd,
@@ -418,188 +418,4 @@ export function parseLength(v: string): number {
     n = n * 10 + d;
   }
   return n;
-}
-
-/** Limits for chunked bodies. */
-export interface ChunkLimits {
-  /** Longest chunk-size line including extensions, bytes. */
-  maxChunkLineBytes: number;
-  /** Largest trailer section, bytes. */
-  maxTrailerBytes: number;
-}
-
-/** Default chunk limits. */
-export const DEFAULT_CHUNK_LIMITS: ChunkLimits = {
-  maxChunkLineBytes: 4096,
-  maxTrailerBytes: 16 * 1024,
-};
-
-const S_SIZE = 0;
-const S_SIZE_WS = 1; // BWS after the size: only ";" may follow
-const S_EXT = 2;
-const S_SIZE_LF = 3;
-const S_DATA = 4;
-const S_DATA_CR = 5;
-const S_DATA_LF = 6;
-const S_TRAILER = 7; // at start of a trailer line
-const S_TRAILER_NAME = 8;
-const S_TRAILER_VALUE = 9;
-const S_TRAILER_LF = 10;
-const S_END_LF = 11;
-const S_DONE = 12;
-
-/** Largest chunk size accepted: 12 hex digits' worth (256 TiB). */
-const MAX_CHUNK_SIZE = 2 ** 48 - 1;
-
-/**
- * An incremental decoder for `Transfer-Encoding: chunked` (RFC 9112 §7.1).
- * Feed it bytes; it reports which ranges are body data. Trailers are parsed
- * and validated, then dropped. Chunk sizes are hex with an overflow guard.
- *
- * Strictness: the size line is `1*HEXDIG *(BWS ";" ext) CRLF` and at most
- * `maxChunkLineBytes` long (leading zeros included); bare CR or LF, control
- * bytes in extensions, whitespace not followed by `;`, a trailer line that is
- * not `token ":" value` (including obs-fold) and a trailer section over
- * `maxTrailerBytes` are errors.
- */
-export class ChunkedDecoder {
-  #state = S_SIZE;
-  #size = 0;
-  #digits = 0;
-  #line = 0;
-  #trailer = 0;
-  readonly #limits: ChunkLimits;
-
-  constructor(limits: ChunkLimits = DEFAULT_CHUNK_LIMITS) {
-    this.#limits = limits;
-  }
-
-  /** True once the last chunk and trailers have been read. */
-  get done(): boolean {
-    return this.#state === S_DONE;
-  }
-
-  /**
-   * Consumes framing bytes from `buf[p, end)` until the next data byte, and
-   * returns `[p, n]`: the index of the first data byte and how many data bytes
-   * (`n`) are available from there. The caller takes the data and calls again
-   * from `p + n`. Returns `n = 0` with `p === end` when more input is needed,
-   * and `n = 0` with {@linkcode done} set at the end of the body.
-   */
-  next(buf: Uint8Array, p: number, end: number): [number, number] {
-    const L = this.#limits;
-    while (p < end) {
-      const c = buf[p];
-      switch (this.#state) {
-        case S_SIZE: {
-          if (++this.#line > L.maxChunkLineBytes) {
-            throw new HttpError(400, "chunk size line too long");
-          }
-          const h = hex(c);
-          if (h >= 0) {
-            this.#digits++;
-            this.#size = this.#size * 16 + h;
-            if (this.#size > MAX_CHUNK_SIZE) throw new HttpError(400, "chunk size too large");
-            p++;
-            break;
-          }
-          if (this.#digits === 0) throw new HttpError(400, "invalid chunk size");
-          p++;
-          if (c === CR) this.#state = S_SIZE_LF;
-          else if (c === 59) this.#state = S_EXT;
-          else if (c === SP || c === HTAB) this.#state = S_SIZE_WS;
-          else throw new HttpError(400, "invalid chunk size");
-          break;
-        }
-        case S_SIZE_WS:
-          if (++this.#line > L.maxChunkLineBytes) {
-            throw new HttpError(400, "chunk size line too long");
-          }
-          if (c === 59) this.#state = S_EXT;
-          else if (c !== SP && c !== HTAB) throw new HttpError(400, "invalid chunk size");
-          p++;
-          break;
-        case S_EXT:
-          // chunk-ext after the first ";": bounded, no control bytes.
-          if (c === CR) {
-            this.#state = S_SIZE_LF;
-          } else if (c === LF || (c < 0x20 && c !== HTAB) || c === 0x7f) {
-            throw new HttpError(400, "invalid chunk extension");
-          }
-          if (++this.#line > L.maxChunkLineBytes) {
-            throw new HttpError(400, "chunk extension too long");
-          }
-          p++;
-          break;
-        case S_SIZE_LF:
-          if (c !== LF) throw new HttpError(400, "bare CR in chunk size line");
-          p++;
-          this.#digits = 0;
-          this.#line = 0;
-          if (this.#size === 0) this.#state = S_TRAILER;
-          else this.#state = S_DATA;
-          break;
-        case S_DATA: {
-          const n = Math.min(this.#size, end - p);
-          this.#size -= n;
-          if (this.#size === 0) this.#state = S_DATA_CR;
-          return [p, n];
-        }
-        case S_DATA_CR:
-          if (c !== CR) throw new HttpError(400, "missing CRLF after chunk data");
-          this.#state = S_DATA_LF;
-          p++;
-          break;
-        case S_DATA_LF:
-          if (c !== LF) throw new HttpError(400, "missing CRLF after chunk data");
-          this.#state = S_SIZE;
-          p++;
-          break;
-        case S_TRAILER:
-          if (c === CR) {
-            this.#state = S_END_LF;
-            p++;
-            break;
-          }
-          if (!(T[c] & 1)) throw new HttpError(400, "invalid trailer field");
-          this.#state = S_TRAILER_NAME;
-          break;
-        case S_TRAILER_NAME:
-          if (++this.#trailer > L.maxTrailerBytes) {
-            throw new HttpError(431, "trailer section too large");
-          }
-          if (c === 58) this.#state = S_TRAILER_VALUE;
-          else if (!(T[c] & 1)) throw new HttpError(400, "invalid trailer field name");
-          p++;
-          break;
-        case S_TRAILER_VALUE:
-          if (++this.#trailer > L.maxTrailerBytes) {
-            throw new HttpError(431, "trailer section too large");
-          }
-          if (c === CR) this.#state = S_TRAILER_LF;
-          else if (!(T[c] & 2)) throw new HttpError(400, "invalid trailer field value");
-          p++;
-          break;
-        case S_TRAILER_LF:
-          if (c !== LF) throw new HttpError(400, "bare CR in trailer");
-          this.#state = S_TRAILER;
-          p++;
-          break;
-        case S_END_LF:
-          if (c !== LF) throw new HttpError(400, "bare CR after trailers");
-          this.#state = S_DONE;
-          return [p + 1, 0];
-        case S_DONE:
-          return [p, 0];
-      }
-    }
-    return [p, 0];
-  }
-}
-
-function hex(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
 }

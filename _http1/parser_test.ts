@@ -8,10 +8,8 @@ import assert from "node:assert/strict";
 // The brief pins fast-check by specifier (no import map in deno.json).
 // deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@3";
+import { ChunkedDecoder, type ChunkLimits, DEFAULT_CHUNK_LIMITS } from "./chunked.ts";
 import {
-  ChunkedDecoder,
-  type ChunkLimits,
-  DEFAULT_CHUNK_LIMITS,
   DEFAULT_LIMITS,
   findHeadEnd,
   HttpError,

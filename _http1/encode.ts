@@ -1,5 +1,5 @@
 // Copyright 2026 the connctx authors. MIT license.
-// Response framing (RFC 9112 §6, §7): status line, header fields, and a body
+// Owns: HTTP/1.1 response encoding primitives (RFC 9112 §6, §7): status line, header fields, and a body
 // sent with Content-Length when its size is known, chunked otherwise (or
 // delimited by closing the connection for HTTP/1.0 clients).
 //

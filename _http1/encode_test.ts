@@ -20,7 +20,7 @@ import {
   sendWhole,
   statusLine,
   type Write,
-} from "./writer.ts";
+} from "./encode.ts";
 import { bytes as latin1Bytes, concat } from "../_test_http.ts";
 
 const enc = new TextEncoder();

@@ -1,5 +1,6 @@
 // Copyright 2026 the connctx authors. MIT license.
-// A lazily materialised `Request`.
+// Owns: the `Request` a handler receives, for every protocol — a lazily
+// materialised facade over a parsed head (`Head`) and its exchange.
 //
 // `new Request(...)` costs microseconds (URL parsing, Headers, AbortSignal).
 // Most handlers read the method, the URL and a header or two, so the server
@@ -10,9 +11,19 @@
 // `fetch(request)` or `new Request(request)`) materialises a real `Request`
 // once, on first use, and delegates to it.
 
-import type { RequestHead } from "./parser.ts";
+/** What the facade reads of a request head (HTTP/1.1's parsed head, or
+ * HTTP/2's pseudo-headers mapped onto it). */
+export interface Head {
+  method: string;
+  /** The request target as sent (origin-form path and query for HTTP/2). */
+  target: string;
+  /** 0 origin-form, 1 absolute-form, 2 asterisk-form, 3 authority-form. */
+  form: number;
+  /** Lower-cased names and values, alternating, in order of arrival. */
+  headers: string[];
+}
 
-/** What the request needs from its connection. */
+/** What the request needs from its exchange. */
 export interface RequestSource {
   /** The request's body stream, created on first use; `null` if none. */
   body(): ReadableStream<Uint8Array> | null;
@@ -37,7 +48,7 @@ function normalize(u: string): string {
 
 /** The per-request object handlers receive as `request`. */
 export class IncomingRequest {
-  readonly #head: RequestHead;
+  readonly #head: Head;
   readonly #src: RequestSource;
   #url: string | undefined;
   readonly #base: string;
@@ -46,7 +57,7 @@ export class IncomingRequest {
   #used = false;
   #real: Request | undefined = undefined;
 
-  constructor(head: RequestHead, base: string, src: RequestSource) {
+  constructor(head: Head, base: string, src: RequestSource) {
     this.#head = head;
     this.#base = base;
     this.#src = src;
@@ -195,6 +206,13 @@ export class IncomingRequest {
       this.#real = r;
     }
     return r;
+  }
+
+  /** The exchange behind a request the server made, or `undefined`. */
+  static sourceOf(req: unknown): RequestSource | undefined {
+    return typeof req === "object" && req !== null && #src in req
+      ? (req as IncomingRequest).#src
+      : undefined;
   }
 
   /** @internal Used by delegating accessors. */

@@ -1,0 +1,244 @@
+// Copyright 2026 the connctx authors. MIT license.
+// Owns: writing one HTTP/1.1 response (RFC 9112 §6, §7; RFC 9110 §6.4.1) —
+// the head from a `Response`'s parts (framing and hop-by-hop fields are
+// ours), then the body: `Content-Length` when its size is known (a string,
+// bytes, or a stream that turns out to be complete), chunked for a stream
+// to an HTTP/1.1 client, close-delimited for HTTP/1.0; never a body for
+// HEAD, 1xx, 204, 304; never more than a declared length.
+//
+// It reads and lowers the connection's one keep-alive state (`host.keep`):
+// a handler's `Connection: close`, close-delimited framing, a truncated or
+// failed body all end the connection after this response.
+
+import type { Core } from "../_exchange/core.ts";
+import { DISCONNECTED, peerGone } from "../_exchange/errors.ts";
+import type { Exchange } from "../_exchange/exchange.ts";
+import { type Parts, responseParts } from "../_exchange/response.ts";
+import {
+  acquire,
+  byteLength,
+  frameWhole,
+  httpDate,
+  noBodyStatus,
+  release,
+  sendChunk,
+  sendRaw,
+  sendSplit,
+  statusLine,
+  type Write,
+} from "./encode.ts";
+import type { RequestHead } from "./parser.ts";
+
+/** What the response writer needs from its connection. */
+export interface ResponseHost {
+  readonly core: Core;
+  readonly isClosed: boolean;
+  /** The connection's keep-alive state; lowered here when the response
+   * ends the connection. */
+  keep: boolean;
+  /** Writes one buffer (a whole response: Nagle stays on). */
+  writeAll(b: Uint8Array): Promise<void>;
+  /** Writes one of several buffers (Nagle off, so the last is not held). */
+  readonly write: Write;
+  /** A long response body starts: watch for the client leaving. */
+  watch(): void;
+}
+
+const PENDING: unique symbol = Symbol("pending");
+const SETTLED: Promise<typeof PENDING> = Promise.resolve(PENDING);
+const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
+const FALLBACK: Parts = { status: 500, statusText: "", headers: [], body: "Internal Server Error" };
+
+/**
+ * Frames and writes `res` for the request `head`. Sets `ex.status` and
+ * `ex.sentBytes`; lowers `host.keep` when the connection must close after.
+ * Throws only when the socket fails.
+ */
+export async function writeResponse(
+  host: ResponseHost,
+  res: Response,
+  ex: Exchange,
+  head: RequestHead,
+): Promise<void> {
+  let parts: Parts;
+  try {
+    parts = responseParts(res);
+  } catch (e) {
+    host.core.log("cannot send response", e);
+    parts = FALLBACK;
+  }
+  const status = parts.status;
+  let h = statusLine(status, parts.statusText);
+  let userLength = -1;
+  let hasDate = false;
+  const upgrade = status === 101 || (ex.takeover !== null && head.method === "CONNECT");
+  for (const [k, v] of parts.headers) {
+    const n = k.length;
+    // Framing and hop-by-hop fields are ours to write.
+    if (n === 14 && k.toLowerCase() === "content-length") {
+      userLength = parseInt(v, 10);
+      continue;
+    }
+    if (n === 10 && k.toLowerCase() === "connection") {
+      if (upgrade) {
+        h += `connection: ${v}\r\n`;
+        continue;
+      }
+      if (/(^|,)\s*close\s*(,|$)/i.test(v)) host.keep = false;
+      continue;
+    }
+    if (n === 17 && k.toLowerCase() === "transfer-encoding") continue;
+    if (n === 10 && k.toLowerCase() === "keep-alive") continue;
+    if (n === 4 && !hasDate && k.toLowerCase() === "date") hasDate = true;
+    h += `${k}: ${v}\r\n`;
+  }
+  if (!hasDate) h += `date: ${httpDate()}\r\n`;
+  ex.status = status;
+  if (upgrade) {
+    // 101 (or 2xx to CONNECT): the head alone; the bytes after it belong to
+    // whoever takes the connection over.
+    if (parts.body instanceof ReadableStream) parts.body.cancel().catch(() => {});
+    await send(host, h, null);
+    return;
+  }
+  const isHead = head.method === "HEAD";
+  const noBody = noBodyStatus(status);
+  const http10 = head.minor === 0;
+  let body = parts.body;
+  if (noBody && body instanceof ReadableStream) {
+    body.cancel().catch(() => {});
+    body = null;
+  }
+
+  if (!(body instanceof ReadableStream)) {
+    const len = body === null ? 0 : byteLength(body);
+    if (!noBody) h += `content-length: ${isHead && userLength >= 0 ? userLength : len}\r\n`;
+    else if (status === 304 && userLength >= 0) h += `content-length: ${userLength}\r\n`;
+    h += connHeader(host.keep, http10);
+    const sent = isHead || noBody ? null : body;
+    await send(host, h, sent);
+    if (sent !== null) ex.sentBytes += len;
+    return;
+  }
+
+  // A stream. HEAD: send the head only.
+  if (isHead) {
+    body.cancel().catch(() => {});
+    if (userLength >= 0) h += `content-length: ${userLength}\r\n`;
+    h += connHeader(host.keep, http10);
+    await send(host, h, null);
+    return;
+  }
+  await writeStream(host, body, ex, h, userLength, http10);
+}
+
+async function writeStream(
+  host: ResponseHost,
+  body: ReadableStream<Uint8Array>,
+  ex: Exchange,
+  h: string,
+  userLength: number,
+  http10: boolean,
+): Promise<void> {
+  // A stream may take long (server-sent events): watch for the client
+  // leaving so the request's context is canceled promptly.
+  host.watch();
+  const reader = body.getReader();
+  // If the client leaves while we wait on the body, cancel it: its cancel()
+  // runs (as with Deno.serve) and the wait below ends.
+  ex.stopBody = (why) => void reader.cancel(why).catch(() => {});
+  if (ex.gone) ex.stopBody(DISCONNECTED);
+  try {
+    const first = await reader.read();
+    if (ex.gone) return void (host.keep = false);
+    // A body that is already complete (a string or bytes wrapped in a
+    // stream) gets a Content-Length, like a plain body: if the next read
+    // has already settled, we know the whole body without waiting.
+    let next: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+    let second: ReadableStreamReadResult<Uint8Array> | typeof PENDING = PENDING;
+    if (!first.done) {
+      next = reader.read();
+      second = await Promise.race([next, SETTLED]);
+    }
+    if (first.done || (second !== PENDING && second.done)) {
+      const chunk = first.done ? null : toBytes(first.value);
+      h += `content-length: ${chunk === null ? 0 : chunk.byteLength}\r\n`;
+      h += connHeader(host.keep, http10);
+      await send(host, h, chunk);
+      if (chunk !== null) ex.sentBytes += chunk.byteLength;
+      return;
+    }
+    // Streaming. Identity framing if the handler set a length, chunked for
+    // HTTP/1.1, close-delimited for HTTP/1.0.
+    let chunked = false;
+    if (userLength >= 0) {
+      h += `content-length: ${userLength}\r\n`;
+    } else if (!http10) {
+      h += "transfer-encoding: chunked\r\n";
+      chunked = true;
+    } else host.keep = false;
+    h += connHeader(host.keep, http10);
+    let prefix = h + "\r\n";
+    let sent = 0;
+    let chunk: Uint8Array | null = toBytes(first.value);
+    while (chunk !== null) {
+      // Never more than the declared length: the excess would be read as
+      // the next response. Send what fits, then stop and close.
+      const over = userLength >= 0 && sent + chunk.byteLength > userLength;
+      if (over) chunk = chunk.subarray(0, userLength - sent);
+      if (chunk.byteLength > 0 || prefix !== "") {
+        if (chunked && chunk.byteLength > 0) await sendChunk(host.write, prefix, chunk);
+        else await sendRaw(host.write, prefix, chunk);
+        prefix = "";
+        sent += chunk.byteLength;
+        ex.sentBytes += chunk.byteLength;
+      }
+      if (over) {
+        reader.cancel().catch(() => {});
+        host.core.log("response body longer than its Content-Length; truncated");
+        return void (host.keep = false);
+      }
+      const r: ReadableStreamReadResult<Uint8Array> = await (next ?? reader.read());
+      next = null;
+      chunk = r.done ? null : toBytes(r.value);
+      if (ex.gone) return void (host.keep = false);
+      if (host.isClosed) throw new Error("connection closed");
+    }
+    if (chunked) await host.writeAll(LAST_CHUNK);
+    if (userLength >= 0 && sent !== userLength) host.keep = false;
+  } catch (e) {
+    host.keep = false;
+    reader.cancel(e).catch(() => {});
+    if (peerGone(e)) ex.disconnected();
+    else if (!host.isClosed && !ex.gone) host.core.log("response body stream failed", e);
+  } finally {
+    ex.stopBody = null;
+  }
+}
+
+/** Sends a head and a whole body: one write when both fit a pooled buffer. */
+async function send(host: ResponseHost, head: string, body: string | Uint8Array | null) {
+  const buf = acquire();
+  try {
+    const h = head + "\r\n";
+    const frame = frameWhole(buf, h, body);
+    // One write (no TCP_NODELAY needed), or the multi-write path.
+    if (frame !== null) await host.writeAll(frame);
+    else await sendSplit(host.write, buf, h, body);
+  } finally {
+    release(buf);
+  }
+}
+
+function toBytes(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return v;
+  if (typeof v === "string") return new TextEncoder().encode(v);
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  throw new TypeError("response body chunks must be Uint8Array");
+}
+
+function connHeader(keep: boolean, http10: boolean): string {
+  if (!keep) return "connection: close\r\n";
+  return http10 ? "connection: keep-alive\r\n" : "";
+}
