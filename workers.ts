@@ -15,13 +15,15 @@
  * ```ts ignore
  * // app.ts — deno run --allow-net --unstable-net app.ts
  * import { isWorker, serveWorker, serveWorkers, workerId } from "./workers.ts";
+ * import { background, withTimeout } from "./context.ts";
  *
  * if (isWorker()) {
  *   serveWorker((_req) => new Response(`hello from worker ${workerId()}\n`));
  * } else {
  *   const pool = await serveWorkers(import.meta.url, { workers: 4, port: 8000 });
  *   Deno.addSignalListener("SIGTERM", async () => {
- *     await pool.shutdown(10_000);
+ *     using deadline = withTimeout(background(), 10_000);
+ *     await pool.shutdown(deadline.ctx);
  *     Deno.exit(0);
  *   });
  * }
@@ -30,7 +32,7 @@
  * @module
  */
 
-import { background, withTimeout } from "./context.ts";
+import { background, type Context, withTimeout } from "./context.ts";
 import { serve, type ServeHandler, type ServeOptions, type Server } from "./server.ts";
 
 const NAME_PREFIX = "connctx-worker:";
@@ -43,7 +45,7 @@ interface WorkerConfig {
 }
 
 /** Messages between the pool and its workers. */
-type ToWorker = { connctx: "shutdown"; timeoutMs: number | null };
+type ToWorker = { connctx: "shutdown"; timeoutMs: number | null } | { connctx: "cut" };
 type FromWorker =
   | { connctx: "listening"; id: number; port: number }
   | { connctx: "error"; id: number; message: string }
@@ -167,6 +169,7 @@ export function serveWorker(a: WorkerServeOptions | ServeHandler, b?: ServeHandl
   }
   scope.addEventListener("message", (e) => {
     const msg = e.data;
+    if (msg?.connctx === "cut") return void server.close();
     if (msg?.connctx !== "shutdown") return;
     const deadline = msg.timeoutMs === null ? null : withTimeout(background(), msg.timeoutMs);
     server.shutdown(deadline?.ctx).then(() => {
@@ -229,13 +232,16 @@ export interface WorkerPool extends AsyncDisposable {
   /** Settles when every worker has stopped. */
   readonly finished: Promise<void>;
   /**
-   * Graceful shutdown of every worker's server (see `Server.shutdown`), each
-   * bounded by `timeoutMs` if given; then the workers are terminated.
+   * Graceful shutdown of every worker's server, like `Server.shutdown(ctx)`:
+   * each worker stops accepting and lets in-flight requests finish until
+   * `ctx` is done (its deadline is passed on to every worker; canceling it
+   * cuts the remaining requests), then the workers are terminated. A number
+   * is taken as a timeout in milliseconds (the 0.1 form).
    *
-   * @param timeoutMs Deadline for in-flight requests; default none.
-   * @returns Whether every worker finished within the deadline.
+   * @param ctx Bounds the wait; default: wait as long as it takes.
+   * @returns Whether every worker finished before `ctx` was done.
    */
-  shutdown(timeoutMs?: number): Promise<boolean>;
+  shutdown(ctx?: Context | number): Promise<boolean>;
   /** Terminates every worker at once (their connections are reset). */
   close(): void;
 }
@@ -262,9 +268,11 @@ interface Handle {
  * @example
  * ```ts ignore
  * import { serveWorkers } from "./workers.ts";
+ * import { background, withTimeout } from "./context.ts";
  *
  * const pool = await serveWorkers(new URL("./app.ts", import.meta.url), { workers: 2, port: 8080 });
- * await pool.shutdown(5_000);
+ * using deadline = withTimeout(background(), 5_000);
+ * await pool.shutdown(deadline.ctx);
  * ```
  */
 export async function serveWorkers(
@@ -372,27 +380,41 @@ export async function serveWorkers(
     addr,
     workers: count,
     finished,
-    shutdown(timeoutMs?: number): Promise<boolean> {
+    shutdown(arg?: Context | number): Promise<boolean> {
       if (shutdown !== null) return shutdown;
-      const msg: ToWorker = { connctx: "shutdown", timeoutMs: timeoutMs ?? null };
+      const owned = typeof arg === "number" ? withTimeout(background(), arg) : null;
+      const ctx = owned?.ctx ?? (arg as Context | undefined) ?? background();
+      // Contexts do not cross workers: each gets the deadline; an earlier
+      // cancel is sent as a message.
+      const timeoutMs = ctx.deadline === undefined ? null : Math.max(0, ctx.deadline - Date.now());
+      const msg: ToWorker = { connctx: "shutdown", timeoutMs };
       for (const h of handles) if (!h.done) h.worker.postMessage(msg);
-      let all = Promise.all(handles.map((h) => h.finished)).then((gs) => gs.every(Boolean));
-      if (timeoutMs !== undefined) {
-        // A worker whose event loop is stuck cannot answer: terminate it a
-        // little after the deadline.
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const grace = new Promise<boolean>((r) => {
+      const all = Promise.all(handles.map((h) => h.finished)).then((gs) => gs.every(Boolean));
+      let settled = false;
+      ctx.done.then(() => {
+        if (settled) return;
+        for (const h of handles) if (!h.done) h.worker.postMessage({ connctx: "cut" });
+      });
+      // A worker whose event loop is stuck cannot answer: terminate it a
+      // little after ctx is done.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = ctx.done.then(() =>
+        new Promise<boolean>((r) => {
+          if (settled) return r(true);
           timer = setTimeout(() => {
             terminateAll();
             r(false);
-          }, timeoutMs + 1_000);
-        });
-        all = Promise.race([all, grace]).finally(() => clearTimeout(timer));
-      }
-      shutdown = all.then((graceful) => {
+          }, 1_000);
+        })
+      );
+      shutdown = Promise.race([all, grace]).then((graceful) => {
+        settled = true;
+        const inTime = graceful && ctx.err === undefined;
+        clearTimeout(timer);
+        owned?.cancel();
         terminateAll();
         resolveFinished();
-        return graceful;
+        return inTime;
       });
       return shutdown;
     },

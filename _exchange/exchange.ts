@@ -359,18 +359,80 @@ function addrHost(a: Deno.Addr): string {
 }
 
 /**
- * When a wait for bytes must end for the transfer to keep `rate` bytes/s:
- * `bytes` moved so far in `waited` ms of waiting. Before `grace` ms of
- * waiting nothing is cut. Returns ms from now (≥ 1), or 0 for "no limit".
- *
- * @param rate Minimum bytes per second; 0 disables.
- * @param grace Waiting time (ms) before the rate applies.
- * @param bytes Bytes moved so far.
- * @param waited Time (ms) spent waiting so far.
+ * A minimum data rate over the time spent waiting on the peer, checked in
+ * windows: in every `window` ms of waiting, at least `rate × window` bytes
+ * must move (the first window is the grace period). Time the peer is not
+ * waited on (a handler producing or consuming slowly) does not count. With
+ * a stall timeout beside it, the earlier of the two ends a wait.
  */
-export function rateBudget(rate: number, grace: number, bytes: number, waited: number): number {
-  if (rate <= 0) return 0;
-  // Cut at the first moment t (waiting) with t ≥ grace and bytes < rate·t.
-  const t = Math.max(grace, (bytes * 1000) / rate);
-  return Math.max(1, Math.ceil(t - waited));
+export class RateMeter {
+  readonly #rate: number;
+  readonly #window: number;
+  readonly #stall: number;
+  #waited = 0;
+  #bytes = 0;
+  #winWaited = 0;
+  #winBytes = 0;
+  #t0 = 0;
+  #stallAt = 0;
+
+  /**
+   * @param rate Minimum bytes per second; 0 disables.
+   * @param window Grace period and window length, ms.
+   * @param stall Longest single wait, ms (readTimeout/writeTimeout); 0: none.
+   */
+  constructor(rate: number, window: number, stall: number) {
+    this.#rate = rate > 0 && window > 0 ? rate : 0;
+    this.#window = window;
+    this.#stall = stall;
+  }
+
+  /** Starts over, for the next transfer. */
+  reset(): void {
+    this.#waited =
+      this.#bytes =
+      this.#winWaited =
+      this.#winBytes =
+        0;
+  }
+
+  /** A wait starts; returns its deadline (epoch ms), 0 for none. */
+  begin(now: number): number {
+    this.#t0 = now;
+    this.#stallAt = this.#stall > 0 ? now + this.#stall : 0;
+    if (this.#rate === 0) return this.#stallAt;
+    const at = now + Math.max(1, this.#window - (this.#waited - this.#winWaited));
+    return this.#stallAt === 0 ? at : Math.min(at, this.#stallAt);
+  }
+
+  /** The wait ended having moved `n` bytes. */
+  end(now: number, n: number): void {
+    this.#waited += now - this.#t0;
+    this.#bytes += n;
+  }
+
+  /** Bytes moved so far. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * The deadline from {@linkcode begin} passed during a wait. Returns 0 to
+   * cut the transfer (stalled, or below the rate over the window), or the
+   * next deadline (epoch ms) when it keeps up.
+   */
+  overdue(now: number): number {
+    if (this.#stallAt !== 0 && now >= this.#stallAt) return 0;
+    if (this.#rate === 0) return this.#stallAt;
+    const waited = this.#waited + (now - this.#t0);
+    let left = this.#window - (waited - this.#winWaited);
+    if (left <= 0) {
+      if (this.#bytes - this.#winBytes < (this.#rate * this.#window) / 1000) return 0;
+      this.#winWaited = waited;
+      this.#winBytes = this.#bytes;
+      left = this.#window;
+    }
+    const at = now + Math.max(1, left);
+    return this.#stallAt === 0 ? at : Math.min(at, this.#stallAt);
+  }
 }

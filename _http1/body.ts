@@ -7,7 +7,7 @@
 
 import type { Core } from "../_exchange/core.ts";
 import { HttpError } from "../_exchange/errors.ts";
-import { type BodySource, type Exchange, rateBudget } from "../_exchange/exchange.ts";
+import { type BodySource, type Exchange, RateMeter } from "../_exchange/exchange.ts";
 import { BODY_BUF, type ReadBuffer } from "../_io/reader.ts";
 import { ChunkedDecoder } from "./chunked.ts";
 import type { RequestHead } from "./parser.ts";
@@ -21,9 +21,9 @@ export interface BodyHost {
   readonly rb: ReadBuffer;
   /** Whether the connection is closed. */
   readonly isClosed: boolean;
-  /** A wait for body bytes starts (`ms`: its deadline from now; 0: none)
-   * or ends (`ms < 0`). */
-  bodyWait(ms: number): void;
+  /** A wait for body bytes starts (`at`: its deadline, epoch ms; 0: none)
+   * or ends (`at < 0`). */
+  bodyWait(at: number): void;
   /** The body is complete: the connection may read ahead. */
   bodyComplete(): void;
   /** Sends `100 Continue`. */
@@ -48,8 +48,8 @@ export class Http1Body implements BodySource {
   stream: ReadableStream<Uint8Array> | null = null;
   /** `100 Continue` was sent (or is not needed any more). */
   sent100 = false;
-  /** Time spent waiting for body bytes, ms (for the minimum rate). */
-  #waited = 0;
+  /** readTimeout and minBodyRate, made on the first wait. */
+  #meter: RateMeter | null = null;
 
   constructor(host: BodyHost, head: RequestHead) {
     this.#host = host;
@@ -184,18 +184,23 @@ export class Http1Body implements BodySource {
   }
 
   /** Waits for the client's bytes under readTimeout and the minimum rate. */
-  async #wait<T>(p: Promise<T>): Promise<T> {
+  async #wait(p: Promise<number | null>): Promise<number | null> {
     const core = this.#host.core;
-    const t0 = Date.now();
-    const rate = rateBudget(core.minBodyRate, core.minRateGrace, this.ex.bodyBytes, this.#waited);
-    const rt = core.readTimeout;
-    this.#host.bodyWait(rate === 0 ? rt : rt === 0 ? rate : Math.min(rt, rate));
+    const m = this.#meter ??= new RateMeter(core.minBodyRate, core.minRateGrace, core.readTimeout);
+    this.#host.bodyWait(m.begin(Date.now()));
+    let n: number | null = null;
     try {
-      return await p;
+      return n = await p;
     } finally {
-      this.#waited += Date.now() - t0;
+      m.end(Date.now(), n !== null && n > 0 ? n : 0);
       this.#host.bodyWait(-1);
     }
+  }
+
+  /** The body wait's deadline passed: 0 to give up on the client (stalled
+   * or below minBodyRate), else the next deadline. */
+  overdue(now: number): number {
+    return this.#meter === null ? 0 : this.#meter.overdue(now);
   }
 
   #took(n: number): void {

@@ -35,7 +35,7 @@ import {
   refusalBody,
   TOO_SLOW_READER,
 } from "../_exchange/errors.ts";
-import { Exchange, originOf, rateBudget } from "../_exchange/exchange.ts";
+import { Exchange, originOf, RateMeter } from "../_exchange/exchange.ts";
 import { ReadBuffer } from "../_io/reader.ts";
 import { parseProxyHeader } from "../_server/proxy.ts";
 import { Http1Body } from "./body.ts";
@@ -74,9 +74,8 @@ export class Http1Conn implements Protocol {
   #onBgFn: ((n: number | null) => void) | null = null;
   /** Set when the head timed out: the 408 being sent, then lingering. */
   #timedOut: Promise<void> | null = null;
-  /** Response bytes written and time waited for them (minimum rate). */
-  #sent = 0;
-  #waited = 0;
+  /** writeTimeout and minResponseRate, per response. */
+  readonly #out: RateMeter;
   /** The phase a body wait interrupted. */
   #prev = HANDLER;
 
@@ -85,6 +84,7 @@ export class Http1Conn implements Protocol {
     this.core = c.core;
     this.conn = c.conn;
     this.rb = new ReadBuffer(c.conn);
+    this.#out = new RateMeter(c.core.minResponseRate, c.core.minRateGrace, c.core.writeTimeout);
     c.proto = this;
   }
 
@@ -175,6 +175,8 @@ export class Http1Conn implements Protocol {
       return;
     }
     if (phase === BODY) {
+      const at = this.#body?.overdue(Date.now()) ?? 0;
+      if (at !== 0) return void (this.c.deadline = at);
       // A body stalled (readTimeout) or below minBodyRate. The handler is
       // waiting for it, so no response has started: answer 408, then close.
       this.#ex?.cancel(new HttpError(408, "request body too slow"));
@@ -183,7 +185,11 @@ export class Http1Conn implements Protocol {
       this.#refuse(new HttpError(408, "request body too slow")).finally(() => this.#close());
       return;
     }
-    if (phase === WRITE || phase === HANDLER) this.#ex?.disconnected(TOO_SLOW_READER);
+    if (phase === WRITE) {
+      const at = this.#out.overdue(Date.now());
+      if (at !== 0) return void (this.c.deadline = at);
+      this.#ex?.disconnected(TOO_SLOW_READER);
+    }
     this.#close();
   }
 
@@ -333,7 +339,7 @@ export class Http1Conn implements Protocol {
     if (core.draining) this.keep = false;
     this.phase = WRITE;
     this.c.deadline = 0;
-    this.#sent = this.#waited = 0;
+    this.#out.reset();
     // A body that will not be read to its end means closing: say so in the
     // response (RFC 9110 §10.1.1) rather than closing unannounced.
     if (
@@ -401,11 +407,11 @@ export class Http1Conn implements Protocol {
 
   // BodyHost
 
-  bodyWait(ms: number): void {
-    if (ms >= 0) {
+  bodyWait(at: number): void {
+    if (at >= 0) {
       this.#prev = this.phase;
       this.phase = BODY;
-      this.c.expireIn(ms);
+      this.c.deadline = at;
     } else {
       this.phase = this.#prev;
       this.c.deadline = 0;
@@ -459,28 +465,17 @@ export class Http1Conn implements Protocol {
 
   /** Writes all of `b` under writeTimeout and minResponseRate. */
   async writeAll(b: Uint8Array): Promise<void> {
-    const core = this.core;
-    const wt = core.writeTimeout;
-    const rate = core.minResponseRate;
     const n = b.byteLength;
-    if (wt <= 0 && rate <= 0) {
-      let off = await this.conn.write(b);
-      while (off < n) off += await this.conn.write(b.subarray(off));
-      return;
-    }
     const prev = this.phase;
     const prevDeadline = this.c.deadline;
+    const m = this.#out;
     this.phase = WRITE;
     let off = 0;
     while (off < n) {
-      const t0 = Date.now();
-      const budget = rateBudget(rate, core.minRateGrace, this.#sent, this.#waited);
-      const ms = budget === 0 ? wt : wt <= 0 ? budget : Math.min(wt, budget);
-      this.c.deadline = t0 + ms;
+      this.c.deadline = m.begin(Date.now());
       const w = await this.conn.write(off === 0 ? b : b.subarray(off));
+      m.end(Date.now(), w);
       off += w;
-      this.#sent += w;
-      this.#waited += Date.now() - t0;
     }
     this.phase = prev;
     this.c.deadline = prevDeadline;

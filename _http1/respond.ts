@@ -121,9 +121,15 @@ export async function writeResponse(
     return;
   }
 
-  // A stream. HEAD: send the head only.
+  // A stream. HEAD: the head only, with the length the GET would have when
+  // the body turns out to be complete already.
   if (isHead) {
-    body.cancel().catch(() => {});
+    if (userLength < 0) {
+      const reader = body.getReader();
+      const len = await wholeLength(reader);
+      if (len >= 0) userLength = len;
+      reader.cancel().catch(() => {});
+    } else body.cancel().catch(() => {});
     if (userLength >= 0) h += `content-length: ${userLength}\r\n`;
     h += connHeader(host.keep, http10);
     await send(host, h, null);
@@ -227,6 +233,27 @@ async function send(host: ResponseHost, head: string, body: string | Uint8Array 
     else await sendSplit(host.write, buf, h, body);
   } finally {
     release(buf);
+  }
+}
+
+/** The length of a body that is already complete (read without waiting
+ * past the first chunk), or -1. */
+async function wholeLength(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    // The first chunk of a whole body settles within a turn of the event
+    // loop; a live stream (events) would not, and HEAD must not wait for it.
+    const turn = new Promise<typeof PENDING>((r) => (timer = setTimeout(() => r(PENDING), 0)));
+    const first = await Promise.race([reader.read(), turn]);
+    clearTimeout(timer);
+    if (first === PENDING) return -1;
+    if (first.done) return 0;
+    const second = await Promise.race([reader.read(), SETTLED]);
+    if (second === PENDING || !second.done) return -1;
+    return toBytes(first.value).byteLength;
+  } catch {
+    clearTimeout(timer);
+    return -1;
   }
 }
 

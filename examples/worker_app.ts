@@ -9,6 +9,7 @@
 // or SIGINT shuts every worker down gracefully (SHUTDOWN_TIMEOUT_MS, default
 // 10000) and exits 0 if all finished in time.
 
+import { background, withTimeout } from "../context.ts";
 import { isWorker, serveWorker, serveWorkers, workerId } from "../workers.ts";
 
 if (isWorker()) {
@@ -41,7 +42,8 @@ if (isWorker()) {
     if (stopping) return pool.close();
     stopping = true;
     console.log(`${signal}: shutting down ${pool.workers} workers`);
-    const graceful = await pool.shutdown(timeout);
+    using deadline = withTimeout(background(), timeout);
+    const graceful = await pool.shutdown(deadline.ctx);
     console.log(`stopped graceful=${graceful}`);
     Deno.exit(graceful ? 0 : 1);
   };
