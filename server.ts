@@ -46,6 +46,7 @@ import {
   LOCAL_ADDR_KEY,
   type ServeHandlerInfo,
 } from "./_exchange/core.ts";
+import { internalError } from "./_exchange/errors.ts";
 import { DEFAULT_CHUNK_LIMITS } from "./_http1/chunked.ts";
 import { Http1Conn } from "./_http1/conn.ts";
 import { DEFAULT_LIMITS } from "./_http1/parser.ts";
@@ -268,10 +269,7 @@ export const ConnInfoContextKey: ContextKey<ConnInfo> = CONN_INFO_KEY;
 
 function defaultOnError(error: unknown): Response {
   console.error("connctx: handler failed:", error);
-  return new Response("Internal Server Error", {
-    status: 500,
-    headers: { "content-type": "text/plain; charset=utf-8" },
-  });
+  return internalError();
 }
 
 function listen(options: ServeOptions): Deno.Listener {
