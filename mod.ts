@@ -32,3 +32,18 @@
 export * from "./context.ts";
 export * from "./server.ts";
 export * from "./workers.ts";
+export {
+  setRoute,
+  type SpanAttributes,
+  type SpanAttributeValue,
+  SpanContextKey,
+  spanOf,
+  type SpanTime,
+  type TraceSpan,
+} from "./_telemetry.ts";
+export {
+  type AccessLogEntry,
+  type AccessLogOption,
+  formatCombined,
+  formatJson,
+} from "./_accesslog.ts";

@@ -50,6 +50,8 @@ import { internalError } from "./_exchange/errors.ts";
 import { DEFAULT_CHUNK_LIMITS } from "./_http1/chunked.ts";
 import { Http1Conn } from "./_http1/conn.ts";
 import { DEFAULT_LIMITS } from "./_http1/parser.ts";
+import { accessLogFor, type AccessLogOption } from "./_accesslog.ts";
+import { freshAsyncContext, type RunFresh, telemetryFor } from "./_telemetry.ts";
 
 export type { ConnInfo, ConnState, ServeHandlerInfo };
 
@@ -170,6 +172,17 @@ export interface ServeOptions {
    * this only behind a proxy that always sends one. Not with `cert`/`key`
    * (the header precedes the TLS handshake). Default `false`. */
   proxyProtocol?: boolean;
+  /** OpenTelemetry: a server span and the HTTP server metrics per request,
+   * exported by Deno's runtime, as `Deno.serve` does. Default: on when the
+   * runtime's telemetry is on (`OTEL_DENO=true`), else off; `false` turns
+   * it off for this server. The span is in each request's context
+   * ({@linkcode spanOf}) and active while the handler runs, so `fetch`
+   * calls become its children. */
+  telemetry?: boolean;
+  /** One line per finished request: `true` or `"combined"` (Combined Log
+   * Format on stdout), `"json"` (JSON lines), or a function that gets each
+   * entry. Default off (and then free). */
+  accessLog?: AccessLogOption;
   /** Sets `SO_REUSEPORT` on the TCP listener, so several processes or
    * workers can listen on one port (Linux balances connections between
    * them). Needs `--unstable-net` (or `"unstable": ["net"]` in deno.json).
@@ -321,6 +334,8 @@ class ServerImpl implements Server {
   #shutdown: Promise<void> | null = null;
   #idle: (() => void) | null = null;
   #acceptLoop: Promise<void>;
+  /** Runs user callbacks in the async context the server started in. */
+  #isolate!: RunFresh;
 
   constructor(options: ServeOptions, handler: ServeHandler) {
     if (options.proxyProtocol && (options.cert !== undefined || options.key !== undefined)) {
@@ -390,9 +405,9 @@ class ServerImpl implements Server {
       onIdle: () => this.#idle?.(),
       log: (msg, err) => console.error(`connctx: ${msg}`, ...(err === undefined ? [] : [err])),
       unref: false,
-      isolate: (fn) => fn(),
-      observer: null,
-      accessLog: null,
+      isolate: this.#isolate = freshAsyncContext(),
+      observer: telemetryFor(options.telemetry),
+      accessLog: accessLogFor(options.accessLog),
       http2: null,
     };
     this.#core = core;
@@ -434,6 +449,9 @@ class ServerImpl implements Server {
 
   async #accept(): Promise<void> {
     const core = this.#core;
+    // Isolation loads lazily (once per process, a few ms): no request runs
+    // before it is in place.
+    await this.#isolate.ready;
     let backoff = 0;
     while (this.#listening) {
       let conn: Deno.Conn;

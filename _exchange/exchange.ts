@@ -99,7 +99,8 @@ export class Exchange implements RequestSource {
   readonly parent: Context;
   readonly #src: BodySource;
   /** When the head was complete, epoch ms (only kept for the access log). */
-  readonly #start: number;
+  #start = 0;
+  #t0 = 0;
   /** This request's context, made on first use: most handlers never ask. */
   #node: CancelNode | null = null;
   /** Whether the request's context is over (and with what cause). */
@@ -140,7 +141,10 @@ export class Exchange implements RequestSource {
     this.#src = src;
     this.seq = seq;
     this.version = version;
-    this.#start = this.core.accessLog !== null ? Date.now() : 0;
+    if (this.core.accessLog !== null) {
+      this.#start = Date.now();
+      this.#t0 = performance.now();
+    }
     this.core.activeRequests++;
   }
 
@@ -300,7 +304,7 @@ export class Exchange implements RequestSource {
       try {
         log({
           start: this.#start,
-          duration: Date.now() - this.#start,
+          duration: performance.now() - this.#t0,
           conn: this.connection.info,
           seq: this.seq,
           method: h.method,
