@@ -181,6 +181,9 @@ export interface AccessEntry {
   userAgent: string | null;
 }
 
+/** Key under which every context of a server carries the server (the public
+ * `ServerContextKey`). */
+export const SERVER_KEY: ContextKey<unknown> = new ContextKey<unknown>("connctx.server");
 /** Key under which a connection's context carries its {@linkcode ConnInfo}. */
 export const CONN_INFO_KEY: ContextKey<ConnInfo> = new ContextKey<ConnInfo>("connctx.conn");
 /** Key for the local address (Go's `LocalAddrContextKey`). */
