@@ -268,7 +268,7 @@ peerTest("TLS: fetch with the test CA sees https URLs and the negotiated ALPN", 
       assert.equal(res.status, 200);
       const body: Seen = await res.json();
       assert.equal(body.url, `https://${host}:${port}/tls?x=1`);
-      assert.equal(body.alpn, "http/1.1");
+      assert.equal(body.alpn, "h2", "fetch offers h2: HTTP/2 is negotiated");
       assert.equal((body.remote as Deno.NetAddr).hostname, "127.0.0.1");
     }
     // Without the CA the certificate is not trusted.
@@ -306,7 +306,9 @@ peerTest("TLS: curl --cacert, with and without ALPN", ["openssl", "curl"], async
   try {
     const a: Seen = JSON.parse(await curl(`https://localhost:${port}/a`));
     assert.equal(a.url, `https://localhost:${port}/a`);
-    assert.equal(a.alpn, "http/1.1", "curl offers h2 and http/1.1; the server picks http/1.1");
+    assert.equal(a.alpn, "h2", "curl offers h2 and http/1.1; the server picks h2");
+    const a1: Seen = JSON.parse(await curl("--http1.1", `https://localhost:${port}/a1`));
+    assert.equal(a1.alpn, "http/1.1", "curl --http1.1 offers http/1.1 only");
     const b: Seen = JSON.parse(await curl("--no-alpn", `https://localhost:${port}/b`));
     assert.equal(b.url, `https://localhost:${port}/b`);
     assert.equal(b.alpn, null, "no ALPN offered: alpnProtocol is null");

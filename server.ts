@@ -1,7 +1,7 @@
 // Copyright 2026 the connctx authors. MIT license.
 
 /**
- * An HTTP/1.1 server for Deno with Go-style contexts that never leak.
+ * An HTTP/1.1 and HTTP/2 server for Deno with Go-style contexts that never leak.
  *
  * {@linkcode serve} has the shape of `Deno.serve`: a handler takes a web
  * `Request` and returns a `Response`, so handlers written for `Deno.serve`
@@ -47,8 +47,9 @@ import {
 } from "./_exchange/core.ts";
 import type { AccessLogOption } from "./_accesslog.ts";
 import { ServerImpl } from "./_server/server.ts";
+import type { Http2Options } from "./_http2/conn.ts";
 
-export type { ConnInfo, ConnState, ServeHandlerInfo };
+export type { ConnInfo, ConnState, Http2Options, ServeHandlerInfo };
 
 /**
  * A request handler, as for `Deno.serve`.
@@ -141,11 +142,13 @@ export interface ServeOptions {
   minRateGracePeriod?: number;
   /** How long a keep-alive connection may sit idle. Default 60 000. */
   idleTimeout?: number;
-  /** Largest request head (request line and headers); then 431. Default 64 KiB. */
+  /** Largest request head (request line and headers); then 431. Over
+   * HTTP/2, also the largest header block and the advertised
+   * `SETTINGS_MAX_HEADER_LIST_SIZE`. Default 64 KiB. */
   maxHeaderBytes?: number;
   /** Most header fields in a request; then 431. Default 128. */
   maxHeaderCount?: number;
-  /** Longest request target; then 414. Default 8 KiB. */
+  /** Longest request target (HTTP/2: `:path`); then 414. Default 8 KiB. */
   maxUriBytes?: number;
   /** Largest request body; a larger `Content-Length` gets 413 before the
    * handler runs, a chunked body errors when it passes the limit. Default
@@ -167,6 +170,13 @@ export interface ServeOptions {
    * this only behind a proxy that always sends one. Not with `cert`/`key`
    * (the header precedes the TLS handshake). Default `false`. */
   proxyProtocol?: boolean;
+  /** HTTP/2 (RFC 9113): offered with ALPN `h2` over TLS, and spoken to a
+   * cleartext client that opens with the HTTP/2 preface (prior-knowledge
+   * h2c); every other connection is HTTP/1.1 (`Upgrade: h2c` is not
+   * supported: such requests are answered over HTTP/1.1). Each stream is a
+   * request with its own context, derived from its connection's. On by
+   * default; `false` turns it off; an object tunes it. */
+  http2?: boolean | Http2Options;
   /** OpenTelemetry: a server span and the HTTP server metrics per request,
    * exported by Deno's runtime, as `Deno.serve` does. Default: on when the
    * runtime's telemetry is on (`OTEL_DENO=true`), else off; `false` turns
@@ -276,7 +286,7 @@ export const LocalAddrContextKey: ContextKey<Deno.Addr> = LOCAL_ADDR_KEY;
 export const ConnInfoContextKey: ContextKey<ConnInfo> = CONN_INFO_KEY;
 
 /**
- * Serves HTTP/1.1 with `handler`, like `Deno.serve`, on port 8000.
+ * Serves HTTP (HTTP/1.1, and HTTP/2 where negotiated) with `handler`, like `Deno.serve`, on port 8000.
  *
  * @param handler Answers each request.
  * @returns The running {@linkcode Server}.
@@ -290,7 +300,7 @@ export const ConnInfoContextKey: ContextKey<ConnInfo> = CONN_INFO_KEY;
  */
 export function serve(handler: ServeHandler<Deno.NetAddr>): Server;
 /**
- * Serves HTTP/1.1 on a unix domain socket; `info.remoteAddr` is a
+ * Serves HTTP (HTTP/1.1, and HTTP/2 where negotiated) on a unix domain socket; `info.remoteAddr` is a
  * `Deno.UnixAddr`.
  *
  * @param options Options with the socket's `path`.
@@ -309,7 +319,7 @@ export function serve(
   handler: ServeHandler<Deno.UnixAddr>,
 ): Server;
 /**
- * Serves HTTP/1.1 on a listener you made; `info.remoteAddr` is whatever
+ * Serves HTTP (HTTP/1.1, and HTTP/2 where negotiated) on a listener you made; `info.remoteAddr` is whatever
  * address it reports.
  *
  * @param options Options with the `listener`.
@@ -328,7 +338,7 @@ export function serve(
   handler: ServeHandler,
 ): Server;
 /**
- * Serves HTTP/1.1 with `handler` and {@linkcode ServeOptions}.
+ * Serves HTTP (HTTP/1.1, and HTTP/2 where negotiated) with `handler` and {@linkcode ServeOptions}.
  *
  * @param options Where to listen, contexts, limits and timeouts.
  * @param handler Answers each request.
@@ -347,7 +357,7 @@ export function serve(
  */
 export function serve(options: ServeOptions, handler: ServeHandler<Deno.NetAddr>): Server;
 /**
- * Serves HTTP/1.1 on a unix domain socket, with the handler in the options.
+ * Serves HTTP (HTTP/1.1, and HTTP/2 where negotiated) on a unix domain socket, with the handler in the options.
  *
  * @param options Options with the socket's `path` and `handler`.
  * @returns The running {@linkcode Server}.
@@ -363,7 +373,7 @@ export function serve(
   options: ServeOptions & { path: string; handler: ServeHandler<Deno.UnixAddr> },
 ): Server;
 /**
- * Serves HTTP/1.1 on a listener you made, with the handler in the options.
+ * Serves HTTP (HTTP/1.1, and HTTP/2 where negotiated) on a listener you made, with the handler in the options.
  *
  * @param options Options with the `listener` and `handler`.
  * @returns The running {@linkcode Server}.
@@ -379,7 +389,7 @@ export function serve(
   options: ServeOptions & { listener: Deno.Listener; handler: ServeHandler },
 ): Server;
 /**
- * Serves HTTP/1.1 with options that include the handler; `info.remoteAddr`
+ * Serves HTTP (HTTP/1.1, and HTTP/2 where negotiated) with options that include the handler; `info.remoteAddr`
  * is a `Deno.NetAddr`.
  *
  * @param options Options and `handler`.

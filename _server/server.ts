@@ -12,6 +12,7 @@ import { internalError } from "../_exchange/errors.ts";
 import { DEFAULT_CHUNK_LIMITS } from "../_http1/chunked.ts";
 import { Http1Conn } from "../_http1/conn.ts";
 import { DEFAULT_LIMITS } from "../_http1/parser.ts";
+import { resolveHttp2Options, serveHttp2 } from "../_http2/conn.ts";
 import { accessLogFor } from "../_accesslog.ts";
 import { freshAsyncContext, type RunFresh, telemetryFor } from "../_telemetry.ts";
 import type { ServeHandler, ServeOptions, Server } from "../server.ts";
@@ -37,7 +38,7 @@ function listen(options: ServeOptions): Deno.Listener {
       port,
       cert: options.cert,
       key: options.key,
-      alpnProtocols: ["http/1.1"],
+      alpnProtocols: options.http2 === false ? ["http/1.1"] : ["h2", "http/1.1"],
       ...(options.reusePort ? { reusePort: true } : {}),
     });
   }
@@ -93,6 +94,9 @@ export class ServerImpl implements Server {
       SERVER_KEY,
       this as Server,
     );
+    const h2 = options.http2 === false
+      ? null
+      : resolveHttp2Options(typeof options.http2 === "object" ? options.http2 : {});
     const core: Core = {
       handler,
       onError: options.onError ?? defaultOnError,
@@ -145,7 +149,7 @@ export class ServerImpl implements Server {
       isolate: this.#isolate = freshAsyncContext(),
       observer: telemetryFor(options.telemetry),
       accessLog: accessLogFor(options.accessLog),
-      http2: null,
+      http2: h2 === null ? null : (c, ctx, b) => serveHttp2(c, ctx, b, h2),
     };
     this.#core = core;
     const timeouts = [
