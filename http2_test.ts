@@ -68,6 +68,7 @@ import { background, cause, ContextKey, withTimeout, withValue } from "./context
 import { concat, type Outcome, RawClient, testCerts } from "./_http2/_test_harness.ts";
 import { h2serve, type TestServer } from "./_http2/_test_server.ts";
 import { exchangeOf } from "./_exchange/exchange.ts";
+import { TOO_SLOW_READER } from "./_exchange/errors.ts";
 import {
   CANCEL,
   COMPRESSION_ERROR,
@@ -1603,6 +1604,306 @@ test("attack: a peer that stops reading its socket is cut off by writeTimeout", 
       connState: w.connState,
     },
   );
+});
+
+// ------------------------------------------------------------ minimum rates
+//
+// minBodyRate / minResponseRate per stream (as rate_test.ts does for
+// HTTP/1.1): only time spent waiting on the client counts, so a trickling
+// body and a peer that keeps a window (or its socket) shut are cut, while an
+// honest upload, a handler that reads slowly and a slow producer are not.
+
+/** `p`, or a failure naming `what` after `ms`. */
+async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends one octet of DATA on `stream` every 250 ms (4 B/s) until stopped. */
+function trickle(c: RawClient, stream: number): { stop(): Promise<void> } {
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  const done = (async () => {
+    for (let i = 0; i < 200 && !stopped; i++) {
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 250);
+      });
+      if (stopped) return;
+      try {
+        await c.data(stream, te.encode("a"));
+      } catch {
+        return;
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      (wake as (() => void) | null)?.();
+      await done;
+    },
+  };
+}
+
+/** A handler for the rate cases: `/ok` answers at once; anything else
+ * reports its context's cause (and its body read's error) through `seen`. */
+function rateHandler(seen: PromiseWithResolvers<{ cause: unknown; readError: unknown }>) {
+  return async (req: Request, info: import("./server.ts").ServeHandlerInfo) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/ok") return new Response("ok");
+    const report = (readError: unknown) =>
+      info.context.done.then(() => seen.resolve({ cause: cause(info.context), readError }));
+    if (path === "/big") return report(null), new Response(new Uint8Array(1 << 20));
+    if (path === "/huge") return report(null), new Response(new Uint8Array(256 << 20));
+    if (path === "/duplex") return report(null), new Response(req.body);
+    try {
+      await req.arrayBuffer();
+      report(null);
+    } catch (e) {
+      report(e);
+    }
+    return new Response("read it all");
+  };
+}
+
+test("minBodyRate: a body trickling at 4 B/s → 408 after the grace period, context canceled; others served", async () => {
+  const seen = Promise.withResolvers<{ cause: unknown; readError: unknown }>();
+  await withServer(
+    async (s) => {
+      const c = await RawClient.connect(s.port);
+      const t0 = Date.now();
+      await c.headers(1, [...POST, [":path", "/upload"]], { endStream: false });
+      const t = trickle(c, 1);
+      try {
+        // Another client is served while the slow one is being cut.
+        await otherClientServed(s.port);
+        const r = await c.response(1, 8000);
+        const ms = Date.now() - t0;
+        assert.equal(r?.headers.get(":status"), "408", JSON.stringify(r && [...r.headers]));
+        assert.equal(td.decode(r!.body), "request body too slow\n");
+        assert.ok(ms < 500 + 3000, `cut after ${ms} ms`);
+        // The rest of the request is not wanted: RST_STREAM(NO_ERROR) (§8.1).
+        const rst = await c.expect((f) => f.type === RST_STREAM && f.stream === 1);
+        assert.equal(rst && readU32(rst.payload, 0), NO_ERROR);
+        const { cause: why, readError } = await bounded(seen.promise, 3000, "context canceled");
+        assert.match(String(why), /too slow/);
+        assert.equal((why as { status?: number }).status, 408);
+        assert.equal(readError, why, "the handler's read failed with the same error");
+      } finally {
+        await t.stop();
+      }
+      await assertAlive(c, "the connection lives on");
+      c.close();
+    },
+    rateHandler(seen),
+    { minBodyRate: 240, minRateGracePeriod: 500 },
+  );
+});
+
+test("minBodyRate: a response already started → RST_STREAM CANCEL instead of 408", async () => {
+  const seen = Promise.withResolvers<{ cause: unknown; readError: unknown }>();
+  await withServer(
+    async (s) => {
+      const c = await RawClient.connect(s.port);
+      await c.headers(1, [...POST, [":path", "/duplex"]], { endStream: false });
+      await c.data(1, te.encode("hello"));
+      const t = trickle(c, 1);
+      try {
+        const head = await c.expect((f) => f.type === HEADERS && f.stream === 1);
+        assert.ok(head !== null, "the response started");
+        assertRst(await c.outcome(5000), 1, CANCEL, "body too slow mid-response");
+        const { cause: why } = await bounded(seen.promise, 3000, "context canceled");
+        assert.equal((why as { status?: number }).status, 408);
+      } finally {
+        await t.stop();
+      }
+      await assertAlive(c);
+      c.close();
+    },
+    rateHandler(seen),
+    { minBodyRate: 240, minRateGracePeriod: 500 },
+  );
+});
+
+test("readTimeout: a body that stalls → 408", async () => {
+  const seen = Promise.withResolvers<{ cause: unknown; readError: unknown }>();
+  await withServer(
+    async (s) => {
+      const c = await RawClient.connect(s.port);
+      await c.headers(1, [...POST, [":path", "/upload"]], { endStream: false });
+      await c.data(1, te.encode("part"));
+      const r = await c.response(1, 5000);
+      assert.equal(r?.headers.get(":status"), "408");
+      const { readError } = await bounded(seen.promise, 3000, "context canceled");
+      assert.equal((readError as { status?: number }).status, 408);
+      await assertAlive(c);
+      c.close();
+    },
+    rateHandler(seen),
+    { readTimeout: 300, minBodyRate: 0 },
+  );
+});
+
+test("minBodyRate: a 20 MiB upload at full speed passes", async () => {
+  const size = 20 << 20;
+  await withServer(async (s) => {
+    const session = await connectNode(`http://127.0.0.1:${s.port}`);
+    try {
+      const r = await nodeRequest(
+        session,
+        { ":path": "/up", ":method": "POST" },
+        new Uint8Array(size),
+      );
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), String(size));
+    } finally {
+      await closeNode(session);
+    }
+  }, async (req) => {
+    let n = 0;
+    for await (const chunk of req.body!) n += chunk.byteLength;
+    return new Response(String(n));
+  }, { minBodyRate: 240, minRateGracePeriod: 200 });
+});
+
+test("minBodyRate: a handler that reads its body slowly is not cut for it", async () => {
+  // The client sends everything at once (within the stream's window); the
+  // handler pauses between reads. Only time it waits on the client counts,
+  // so a rate no client could meet over wall time is still met.
+  await withServer(async (s) => {
+    const c = await RawClient.connect(s.port);
+    await c.headers(1, POST, { endStream: false });
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) frames.push(RawClient.bytes(DATA, 0, 1, new Uint8Array(16384)));
+    frames.push(RawClient.bytes(DATA, FLAG_END_STREAM, 1, new Uint8Array(1000)));
+    await c.write(concat(frames));
+    const r = await c.response(1, 10_000);
+    assert.equal(r?.headers.get(":status"), "200");
+    assert.equal(td.decode(r!.body), String(12 * 16384 + 1000));
+    c.close();
+  }, async (req) => {
+    let n = 0;
+    const reader = req.body!.getReader();
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      n += r.value.byteLength;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    return new Response(String(n));
+  }, { minBodyRate: 1e9, minRateGracePeriod: 50 });
+});
+
+test("minResponseRate: a peer that never opens a stream's window → RST_STREAM CANCEL, TOO_SLOW_READER; others served", async () => {
+  const seen = Promise.withResolvers<{ cause: unknown; readError: unknown }>();
+  await withServer(
+    async (s) => {
+      const c = await RawClient.connect(s.port, { settings: [[SETTINGS_INITIAL_WINDOW_SIZE, 0]] });
+      const t0 = Date.now();
+      await c.headers(1, [[":path", "/big"]]);
+      await otherClientServed(s.port);
+      assertRst(await c.outcome(8000), 1, CANCEL, "stream window never opened");
+      const ms = Date.now() - t0;
+      assert.ok(ms < 500 + 3000, `cut after ${ms} ms`);
+      const { cause: why } = await bounded(seen.promise, 3000, "context canceled");
+      assert.equal(why, TOO_SLOW_READER);
+      await assertAlive(c, "the connection lives on");
+      c.close();
+    },
+    rateHandler(seen),
+    { minResponseRate: 240, minRateGracePeriod: 500, writeTimeout: 0 },
+  );
+});
+
+test("minResponseRate: a peer that never opens the connection window → its waiting streams are reset", async () => {
+  const causes: unknown[] = [];
+  await withServer(async (s) => {
+    // Stream windows wide open; the connection window stays at 65 535.
+    const c = await RawClient.connect(s.port, {
+      settings: [[SETTINGS_INITIAL_WINDOW_SIZE, 2 ** 31 - 1]],
+    });
+    await c.headers(1, [[":path", "/big"]]);
+    await c.headers(3, [[":path", "/big"]]);
+    const reset = new Set<number>();
+    while (reset.size < 2) {
+      const o = await c.outcome(8000);
+      assert.equal(o.kind, "rst", JSON.stringify(o));
+      if (o.kind === "rst") {
+        assert.equal(o.code, CANCEL);
+        reset.add(o.stream);
+      }
+    }
+    assert.deepEqual([...reset].sort(), [1, 3]);
+    const got = c.frames.filter((f) => f.type === DATA).reduce((n, f) => n + f.payload.length, 0);
+    assert.equal(got, 65535, "exactly the connection window");
+    await otherClientServed(s.port);
+    await assertAlive(c);
+    c.close();
+  }, (req, info) => {
+    if (new URL(req.url).pathname === "/ok") return new Response("ok");
+    info.context.done.then(() => causes.push(cause(info.context)));
+    return new Response(new Uint8Array(1 << 20));
+  }, { minResponseRate: 240, minRateGracePeriod: 500, writeTimeout: 0 });
+  assert.deepEqual(causes, [TOO_SLOW_READER, TOO_SLOW_READER]);
+});
+
+test("minResponseRate: a peer that stops reading its socket → the connection is closed", async () => {
+  const seen = Promise.withResolvers<{ cause: unknown; readError: unknown }>();
+  const w = closedWatcher();
+  await withServer(
+    async (s) => {
+      const c = await RawClient.connect(s.port, {
+        settings: [[SETTINGS_INITIAL_WINDOW_SIZE, 2 ** 31 - 1]],
+      });
+      await c.windowUpdate(0, 2 ** 31 - 1 - 65535);
+      await c.headers(1, [[":path", "/huge"]]);
+      // Never read again.
+      await bounded(w.until(1), 10_000, "the connection closed");
+      const { cause: why } = await bounded(seen.promise, 3000, "context canceled");
+      assert.equal(why, TOO_SLOW_READER);
+      await otherClientServed(s.port);
+      c.close();
+    },
+    rateHandler(seen),
+    { minResponseRate: 240, minRateGracePeriod: 500, writeTimeout: 0, connState: w.connState },
+  );
+});
+
+test("minResponseRate: a slow producer (server-sent events) is never cut", async () => {
+  // A rate no client could meet over wall time: only time spent waiting for
+  // the client counts, and this client reads at once.
+  await withServer(async (s) => {
+    const session = await connectNode(`http://127.0.0.1:${s.port}`);
+    try {
+      const r = await nodeRequest(session, { ":path": "/events" });
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString().split("\n\n").filter(Boolean).length, 8);
+    } finally {
+      await closeNode(session);
+    }
+  }, () => {
+    let i = 0;
+    return new Response(
+      new ReadableStream({
+        async pull(ctrl) {
+          await new Promise((r) => setTimeout(r, 100));
+          if (i++ === 8) ctrl.close();
+          else ctrl.enqueue(te.encode(`data: ${i}\n\n`));
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  }, { minResponseRate: 1e9, minRateGracePeriod: 50 });
 });
 
 // ---------------------------------------------------------------- lifecycle

@@ -33,8 +33,19 @@
 // - HPACK bomb: the decoded list is bounded (see hpack.ts): 431.
 // - SETTINGS/PING floods against a peer that doesn't read: the queue of
 //   frames we owe it is bounded; past it, the connection is closed.
-// - Zero-window stall: a stream waiting for window longer than writeTimeout
-//   is reset; a socket write stuck longer than writeTimeout closes all.
+// - Slow readers, zero-window stall (minResponseRate, writeTimeout): time
+//   spent waiting on the peer is metered (`RateMeter`, as for HTTP/1.1),
+//   never the time a handler takes to produce. A stream whose own window
+//   stays shut too long or opens too slowly is reset (CANCEL), its context
+//   canceled with TOO_SLOW_READER; so are the streams waiting for a
+//   connection window that does; a socket that accepts too little closes
+//   the connection.
+// - Slow request bodies (minBodyRate, readTimeout): only the time a handler
+//   waits for DATA counts, and not while our own window holds the client
+//   back. Too slow: the handler's read fails, the client gets a 408 (or
+//   RST_STREAM CANCEL if the response had started) and the context is
+//   canceled. Each wait sets the connection's one deadline; `timeout()`
+//   scans the streams.
 // - Too many streams: REFUSED_STREAM.
 // - A handler that doesn't read its body: the client can send no more than
 //   the stream's window; window is granted only as the handler reads.
@@ -50,7 +61,7 @@ import {
   refusalBody,
   TOO_SLOW_READER,
 } from "../_exchange/errors.ts";
-import { type BodySource, Exchange, originOf } from "../_exchange/exchange.ts";
+import { type BodySource, Exchange, originOf, RateMeter } from "../_exchange/exchange.ts";
 import { responseParts } from "../_exchange/response.ts";
 import { CanceledError } from "../_context.ts";
 import { ByteBuf } from "./buf.ts";
@@ -317,12 +328,26 @@ class Stream implements BodySource {
   stream: ReadableStream<Uint8Array> | null = null;
   /** Wakes a pending body pull. */
   pullWake: (() => void) | null = null;
-  /** Since when a body pull waits (for readTimeout); 0: not waiting. */
-  pullSince = 0;
+  /** readTimeout and minBodyRate over the handler's waits for DATA; made
+   * on the first wait. */
+  inMeter: RateMeter | null = null;
+  /** While a body pull waits: its deadline (epoch ms; 0: none); -1: not
+   * waiting. */
+  inAt = -1;
+  /** `received` when the current body wait began. */
+  inMark = 0;
   /** Wakes the response writer waiting for window. */
   windowWake: (() => void) | null = null;
-  /** Since when the response writer waits for window; 0: not waiting. */
-  waitSince = 0;
+  /** writeTimeout and minResponseRate over the writer's waits for window;
+   * made on the first wait. */
+  outMeter: RateMeter | null = null;
+  /** While the response writer waits for window: its deadline (epoch ms;
+   * 0: none); -1: not waiting. */
+  outAt = -1;
+  /** DATA bytes queued on this stream, and how many of them `outMeter`
+   * has been told of. */
+  pushed = 0;
+  outMark = 0;
 
   constructor(conn: Http2Conn, id: number, sendWindow: number, recvWindow: number) {
     this.conn = conn;
@@ -350,7 +375,6 @@ class Stream implements BodySource {
     const w = this.pullWake;
     if (w !== null) {
       this.pullWake = null;
-      this.pullSince = 0;
       w();
     }
   }
@@ -359,7 +383,6 @@ class Stream implements BodySource {
     const w = this.windowWake;
     if (w !== null) {
       this.windowWake = null;
-      this.waitSince = 0;
       w();
     }
   }
@@ -412,6 +435,20 @@ class Http2Conn implements Protocol {
   readonly #hb = new ByteBuf(256);
   /** Streams waiting for connection-level window. */
   readonly #connWaiters = new Set<Stream>();
+  /** writeTimeout and minResponseRate over the socket writes. */
+  #wMeter: RateMeter | null = null;
+  /** While a socket write is pending: its deadline (0: none); -1: none
+   * pending. */
+  #writeAt = -1;
+  /** writeTimeout and minResponseRate over the time streams wait for the
+   * connection's window (the peer's), made on the first such wait. */
+  #cwMeter: RateMeter | null = null;
+  /** While streams wait for connection window: the deadline (0: none);
+   * -1: nobody waits. */
+  #cwAt = -1;
+  /** DATA bytes queued on all streams, and how many `#cwMeter` knows of. */
+  #dataOut = 0;
+  #cwMark = 0;
 
   // Flow control.
   #sendWindow = DEFAULT_WINDOW;
@@ -436,8 +473,9 @@ class Http2Conn implements Protocol {
   #firstHeaders = false;
   #headerSince: number;
   #idleSince = 0;
-  #writeSince = 0;
   #pingSince = 0;
+  /** While stopping: when the connection is closed regardless. */
+  #stopAt = 0;
 
   constructor(c: Connection, ctx: Context, buffered: Uint8Array, options: Http2Options) {
     this.#c = c;
@@ -868,6 +906,7 @@ class Http2Conn implements Protocol {
       if (this.#connWaiters.size > 0) {
         const ws = [...this.#connWaiters];
         this.#connWaiters.clear();
+        this.#connWaitEnd();
         for (const st of ws) st.wakeWindow();
       }
       return;
@@ -935,14 +974,22 @@ class Http2Conn implements Protocol {
       ctrl.close();
       return;
     }
+    // The handler waits for the client: readTimeout and minBodyRate count
+    // this time (and only this time), as for an HTTP/1.1 body.
+    const core = this.#core;
+    const m = st.inMeter ??= new RateMeter(core.minBodyRate, core.minRateGrace, core.readTimeout);
     return new Promise<void>((resolve) => {
       st.pullWake = resolve;
-      const rt = this.#core.readTimeout;
-      if (rt > 0) {
-        st.pullSince = Date.now();
-        this.#tighten(st.pullSince + rt);
-      }
+      const now = Date.now();
+      // What arrived since the last wait moved without waiting: it counts.
+      credit(m, st.received - st.inMark, now);
+      st.inMark = st.received;
+      const at = st.inAt = m.begin(now);
+      if (at > 0) this.#tighten(at);
     }).then(() => {
+      m.end(Date.now(), st.received - st.inMark);
+      st.inMark = st.received;
+      st.inAt = -1;
       try {
         return this.pullBody(st, ctrl);
       } catch { /* the body was canceled meanwhile */ }
@@ -990,7 +1037,7 @@ class Http2Conn implements Protocol {
     st.sendClosed = true;
     this.#streams.delete(st.id);
     this.#remember(st.id, byUs);
-    this.#connWaiters.delete(st);
+    if (this.#connWaiters.delete(st) && this.#connWaiters.size === 0) this.#connWaitEnd();
     // A body cut short (not all received, or reset with some unread) errors;
     // a complete one that nobody read is dropped.
     if (!st.recvClosed || (cause !== null && st.queued > 0)) {
@@ -1089,7 +1136,8 @@ class Http2Conn implements Protocol {
       const req = ex.request(this.#lastOrigin);
       const r = ex.run(req);
       const res = r instanceof Response ? r : await r;
-      if (st.sendClosed || this.#closed) {
+      // Gone: reset, or already answered for it (a request body too slow).
+      if (st.sendClosed || this.#closed || ex.gone) {
         if (res.body !== null && !res.bodyUsed) res.body.cancel(STREAM_CANCELED).catch(() => {});
         return;
       }
@@ -1299,6 +1347,8 @@ class Http2Conn implements Protocol {
       );
       st.sendWindow -= avail;
       this.#sendWindow -= avail;
+      st.pushed += avail;
+      this.#dataOut += avail;
       off += avail;
       if (ex !== null) ex.sentBytes += avail;
       this.#kick();
@@ -1334,17 +1384,31 @@ class Http2Conn implements Protocol {
       if (off < 0) return false;
       if (off === complete) return true;
       if (off < data.byteLength && (st.sendWindow <= 0 || this.#sendWindow <= 0)) {
-        // Wait for WINDOW_UPDATE (bounded by writeTimeout). An empty
-        // END_STREAM frame needs no window, only room.
-        await new Promise<void>((resolve) => {
-          st.windowWake = resolve;
-          if (this.#sendWindow <= 0) this.#connWaiters.add(st);
-          const wt = this.#core.writeTimeout;
-          if (wt > 0) {
-            st.waitSince = Date.now();
-            this.#tighten(st.waitSince + wt);
-          }
-        });
+        // Wait for WINDOW_UPDATE. An empty END_STREAM frame needs no
+        // window, only room. A shut stream window is this stream's wait
+        // (its own meter: writeTimeout, minResponseRate); a shut connection
+        // window is the connection's (see #connWait).
+        const now = Date.now();
+        let m: RateMeter | null = null;
+        if (st.sendWindow <= 0) {
+          const core = this.#core;
+          m = st.outMeter ??= new RateMeter(
+            core.minResponseRate,
+            core.minRateGrace,
+            core.writeTimeout,
+          );
+          // What went out since the last wait moved without waiting.
+          credit(m, st.pushed - st.outMark, now);
+          st.outMark = st.pushed;
+          const at = st.outAt = m.begin(now);
+          if (at > 0) this.#tighten(at);
+        }
+        if (this.#sendWindow <= 0) this.#connWait(st, now);
+        await new Promise<void>((resolve) => (st.windowWake = resolve));
+        if (m !== null) {
+          m.end(Date.now(), 0);
+          st.outAt = -1;
+        }
       } else {
         await new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
       }
@@ -1373,12 +1437,24 @@ class Http2Conn implements Protocol {
         const b = this.#out;
         this.#out = this.#spare ?? new ByteBuf(1024);
         this.#spare = null;
-        this.#writeSince = Date.now();
-        if (this.#core.writeTimeout > 0) this.#tighten(this.#writeSince + this.#core.writeTimeout);
         const v = b.view();
+        // Every write waits on the peer: writeTimeout and minResponseRate
+        // count it, as for an HTTP/1.1 response.
+        const core = this.#core;
+        const m = this.#wMeter ??= new RateMeter(
+          core.minResponseRate,
+          core.minRateGrace,
+          core.writeTimeout,
+        );
         let off = 0;
-        while (off < v.byteLength) off += await this.#conn.write(v.subarray(off));
-        this.#writeSince = 0;
+        while (off < v.byteLength) {
+          const at = this.#writeAt = m.begin(Date.now());
+          if (at > 0) this.#tighten(at);
+          const w = await this.#conn.write(v.subarray(off));
+          m.end(Date.now(), w);
+          off += w;
+        }
+        this.#writeAt = -1;
         b.reset();
         // Reused while the connection is busy; an idle one lets it go.
         if (b.buf.length <= 2 * OUT_LIMIT) this.#spare = b;
@@ -1389,7 +1465,7 @@ class Http2Conn implements Protocol {
         }
       }
     } catch (e) {
-      this.#writeSince = 0;
+      this.#writeAt = -1;
       if (!gone(e) && !this.#closed) this.#core.log("HTTP/2 write failed", e);
       this.#close();
     } finally {
@@ -1417,7 +1493,7 @@ class Http2Conn implements Protocol {
     this.#linger = linger;
     for (const st of [...this.#streams.values()]) this.#closeStream(st, CONN_CLOSED);
     // Bounded: a peer that doesn't read the last frames is cut off.
-    this.#c.deadline = Date.now() + Math.max(this.#core.writeTimeout, LINGER_MS);
+    this.#c.deadline = this.#stopAt = Date.now() + Math.max(this.#core.writeTimeout, LINGER_MS);
     this.#kick();
     if (!this.#writing && this.#out.len === 0 && !this.#flushQueued) this.#afterStop();
   }
@@ -1434,7 +1510,7 @@ class Http2Conn implements Protocol {
       this.#conn.closeWrite();
     } catch { /* not supported, or closed */ }
     // The read loop drains until EOF, its bound, or this deadline.
-    this.#c.deadline = Date.now() + LINGER_MS;
+    this.#c.deadline = this.#stopAt = Date.now() + LINGER_MS;
   }
 
   /** The peer closed its side. */
@@ -1484,8 +1560,10 @@ class Http2Conn implements Protocol {
     if (d === 0 || t < d) this.#c.deadline = t;
   }
 
-  /** Recomputes the connection's deadline from the connection-level timers
-   * (streams tighten it themselves while they wait). */
+  /** Recomputes the connection's deadline: the earliest of the
+   * connection's timers and of every wait on the peer (streams tighten it
+   * themselves when a wait begins; a stale, earlier deadline only makes
+   * {@linkcode timeout} find nothing due and call this again). */
   #arm(): void {
     if (this.#stopping) return;
     const core = this.#core;
@@ -1495,17 +1573,12 @@ class Http2Conn implements Protocol {
     } else if (this.#streams.size === 0 && this.#idleSince > 0 && core.idleTimeout > 0) {
       d = Math.min(d, this.#idleSince + core.idleTimeout);
     }
-    if (this.#writeSince > 0 && core.writeTimeout > 0) {
-      d = Math.min(d, this.#writeSince + core.writeTimeout);
-    }
+    if (this.#writeAt > 0) d = Math.min(d, this.#writeAt);
+    if (this.#cwAt > 0) d = Math.min(d, this.#cwAt);
     if (this.#pingSince > 0) d = Math.min(d, this.#pingSince + SHUTDOWN_PING_MS);
     for (const st of this.#streams.values()) {
-      if (st.waitSince > 0 && core.writeTimeout > 0) {
-        d = Math.min(d, st.waitSince + core.writeTimeout);
-      }
-      if (st.pullSince > 0 && core.readTimeout > 0) {
-        d = Math.min(d, st.pullSince + core.readTimeout);
-      }
+      if (st.outAt > 0) d = Math.min(d, st.outAt);
+      if (st.inAt > 0) d = Math.min(d, st.inAt);
     }
     this.#c.deadline = d === Infinity ? 0 : d;
   }
@@ -1515,13 +1588,18 @@ class Http2Conn implements Protocol {
     if (this.#closed) return;
     const core = this.#core;
     const now = Date.now();
-    // The last frames didn't go out, or the linger is over.
-    if (this.#stopping) return this.#close();
-    if (
-      this.#writeSince > 0 && core.writeTimeout > 0 && now >= this.#writeSince + core.writeTimeout
-    ) {
-      // The peer doesn't read: nothing can be said to it any more.
-      return this.#close();
+    if (this.#stopping) {
+      // The last frames didn't go out, or the linger is over.
+      if (now >= this.#stopAt) return this.#close();
+      this.#c.deadline = this.#stopAt;
+      return;
+    }
+    if (this.#writeAt > 0 && now >= this.#writeAt) {
+      const at = this.#wMeter!.overdue(now);
+      // The socket is blocked: writeTimeout, or below minResponseRate.
+      // Nothing can be said to the peer any more (not even RST_STREAM).
+      if (at === 0) return this.#cutSlowReader();
+      this.#writeAt = at;
     }
     if (
       (!this.#firstHeaders || this.#contStream !== 0) && core.readHeaderTimeout > 0 &&
@@ -1538,19 +1616,92 @@ class Http2Conn implements Protocol {
       return;
     }
     if (this.#pingSince > 0 && now >= this.#pingSince + SHUTDOWN_PING_MS) this.#finalGoaway();
+    if (this.#cwAt > 0 && now >= this.#cwAt) {
+      const at = this.#cwMeter!.overdue(now);
+      if (at === 0) {
+        // The peer keeps the connection window shut (or opens it too
+        // slowly): give up on the streams waiting for it. Closing the last
+        // ends the wait.
+        for (const st of [...this.#connWaiters]) this.#resetStream(st.id, CANCEL, TOO_SLOW_READER);
+      } else this.#cwAt = at;
+    }
     for (const st of [...this.#streams.values()]) {
-      if (st.waitSince > 0 && core.writeTimeout > 0 && now >= st.waitSince + core.writeTimeout) {
-        // The client keeps the window shut: give up on this stream.
-        this.#resetStream(st.id, CANCEL, TOO_SLOW_READER);
-      } else if (
-        st.pullSince > 0 && core.readTimeout > 0 && now >= st.pullSince + core.readTimeout
-      ) {
-        this.#bodyFailed(st, new HttpError(408, "request body timeout"));
-        this.#resetStream(st.id, CANCEL, new CanceledError("request body timeout"));
+      if (st.outAt > 0 && now >= st.outAt) {
+        const at = st.outMeter!.overdue(now);
+        // The peer keeps this stream's window shut, or opens it too slowly.
+        if (at === 0) this.#resetStream(st.id, CANCEL, TOO_SLOW_READER);
+        else st.outAt = at;
       }
+      if (!st.closed && st.inAt > 0 && now >= st.inAt) this.#bodyOverdue(st, now);
     }
     this.#kick();
     if (!this.#closed) this.#arm();
+  }
+
+  /** A wait for a stream's request body reached its deadline. */
+  #bodyOverdue(st: Stream, now: number): void {
+    const m = st.inMeter!;
+    const core = this.#core;
+    // The client may be held back by our own windows (the connection's,
+    // filled by other streams whose handlers don't read): that time is not
+    // the client's, so the meter starts over.
+    const need = Math.max(1, Math.ceil((core.minBodyRate * core.minRateGrace) / 1000));
+    if (Math.min(this.#recvWindow, st.recvWindow) < need) {
+      m.reset();
+      st.inMark = st.received;
+      st.inAt = m.begin(now);
+      return;
+    }
+    const at = m.overdue(now);
+    if (at !== 0) {
+      st.inAt = at;
+      return;
+    }
+    // Stalled (readTimeout) or below minBodyRate while the handler waited.
+    // The handler's read fails with a 408; the client gets that 408 if no
+    // response started, else the stream is reset.
+    const e = new HttpError(408, "request body too slow");
+    this.#bodyFailed(st, e);
+    const ex = st.ex;
+    if (ex !== null && ex.status === 0 && !st.sendClosed) {
+      ex.disconnected(e);
+      ex.status = e.status;
+      const body = encoder.encode(refusalBody(e));
+      this.#sendHead(st, e.status, [["content-type", REFUSAL_TYPE]], body.byteLength, false);
+      // END_STREAM, then RST_STREAM(NO_ERROR): the rest isn't wanted.
+      this.#sendData(st, body, true, ex).catch(() => {});
+    } else this.#resetStream(st.id, CANCEL, e);
+  }
+
+  /** The peer doesn't read its socket fast enough: close the connection;
+   * every stream's exchange is canceled with TOO_SLOW_READER. */
+  #cutSlowReader(): void {
+    for (const st of [...this.#streams.values()]) this.#closeStream(st, TOO_SLOW_READER);
+    this.#close();
+  }
+
+  /** A stream starts waiting for the connection's window. */
+  #connWait(st: Stream, now: number): void {
+    if (this.#connWaiters.size === 0) {
+      const core = this.#core;
+      const m = this.#cwMeter ??= new RateMeter(
+        core.minResponseRate,
+        core.minRateGrace,
+        core.writeTimeout,
+      );
+      credit(m, this.#dataOut - this.#cwMark, now);
+      this.#cwMark = this.#dataOut;
+      const at = this.#cwAt = m.begin(now);
+      if (at > 0) this.#tighten(at);
+    }
+    this.#connWaiters.add(st);
+  }
+
+  /** No stream waits for the connection's window any more. */
+  #connWaitEnd(): void {
+    if (this.#cwAt === -1) return;
+    this.#cwMeter!.end(Date.now(), 0);
+    this.#cwAt = -1;
   }
 
   /** Shutdown: GOAWAY(2^31-1) and a PING; on its ACK, the real GOAWAY;
@@ -1577,6 +1728,14 @@ const EMPTY = new Uint8Array(0);
 /** Strings up to this many chars are encoded into {@linkcode scratch}. */
 const SCRATCH_CHARS = 4096;
 const scratch = new Uint8Array(SCRATCH_CHARS * 3);
+
+/** Tells a meter of `n` bytes that moved without a wait. */
+function credit(m: RateMeter, n: number, now: number): void {
+  if (n > 0) {
+    m.begin(now);
+    m.end(now, n);
+  }
+}
 
 function byteLength(body: string | Uint8Array): number {
   if (typeof body !== "string") return body.byteLength;
