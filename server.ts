@@ -126,14 +126,17 @@ export interface ServeOptions {
   writeTimeout?: number;
   /** Minimum request-body rate, bytes/s, measured over the time the handler
    * waits for body bytes (after `minRateGracePeriod`); a slower body gets
-   * 408 and the connection closes (the slow-body attack, R.U.D.Y.). A
-   * handler that reads slowly is never cut for it. `0` disables. Default
+   * 408 and the connection closes (the slow-body attack, R.U.D.Y.; over
+   * HTTP/2, 408 on that stream, or RST_STREAM once its response started,
+   * and the connection stays). A handler that reads slowly is never cut for
+   * it. `0` disables. Default
    * 240 (as Kestrel's `MinRequestBodyDataRate`). */
   minBodyRate?: number;
   /** Minimum response rate, bytes/s, measured over the time response bytes
    * wait for the client to read them (after `minRateGracePeriod`); a slower
    * client is cut and its request context canceled (the slow-reader
-   * attack). A handler that produces slowly (server-sent events) is never
+   * attack; over HTTP/2 the stream is reset, and the connection closed only
+   * when its socket itself is blocked). A handler that produces slowly (server-sent events) is never
    * cut for it. `0` disables. Default 240 (as Kestrel's
    * `MinResponseDataRate`). */
   minResponseRate?: number;
