@@ -32,6 +32,7 @@
 export * from "./context.ts";
 export * from "./server.ts";
 export * from "./workers.ts";
+export * from "./websocket.ts";
 export {
   setRoute,
   type SpanAttributes,

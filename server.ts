@@ -48,6 +48,11 @@ import {
 import type { AccessLogOption } from "./_accesslog.ts";
 import { ServerImpl } from "./_server/server.ts";
 import type { Http2Options } from "./_http2/conn.ts";
+import { installDenoUpgradeWebSocket } from "./websocket.ts";
+
+// `Deno.upgradeWebSocket` works in connctx handlers (other requests still go
+// to Deno's own); `uninstallDenoUpgradeWebSocket()` opts out.
+installDenoUpgradeWebSocket();
 
 export type { ConnInfo, ConnState, Http2Options, ServeHandlerInfo };
 

@@ -22,6 +22,20 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * An error a protocol extension throws with its own answer (a refused
+ * WebSocket handshake: 400 or 426): when a handler lets it through, the
+ * engine sends `error[ERROR_RESPONSE]()` instead of calling `onError`.
+ */
+export const ERROR_RESPONSE: unique symbol = Symbol("connctx.errorResponse");
+
+/** Whether `e` carries its own response (see {@linkcode ERROR_RESPONSE}). */
+export function errorResponseOf(e: unknown): Response | null {
+  if (typeof e !== "object" || e === null || !(ERROR_RESPONSE in e)) return null;
+  const f = (e as { [ERROR_RESPONSE]: unknown })[ERROR_RESPONSE];
+  return typeof f === "function" ? f.call(e) : null;
+}
+
 /** Cause of a request context canceled because the client went away. */
 export const DISCONNECTED: CanceledError = new CanceledError("client disconnected");
 /** Cause of a connection context canceled because the connection closed. */

@@ -47,7 +47,13 @@ import {
 } from "../_context.ts";
 import type { Connection } from "./conn.ts";
 import type { ConnInfo, Core, HandlerInfo, RequestObservation } from "./core.ts";
-import { DISCONNECTED, HttpError, internalError, refusalResponse } from "./errors.ts";
+import {
+  DISCONNECTED,
+  errorResponseOf,
+  HttpError,
+  internalError,
+  refusalResponse,
+} from "./errors.ts";
 import { type Head, IncomingRequest, type RequestSource } from "./request.ts";
 
 /** The protocol's side of a request: its body. */
@@ -65,6 +71,8 @@ export interface Takeover {
   /** Bytes already read from the socket after the request (a copy). */
   readonly buffered: Uint8Array;
 }
+
+const NO_BODY: BodySource = { body: () => null, waiting() {} };
 
 /** The `info` a handler gets: the documented fields, nothing else. */
 class Info implements HandlerInfo {
@@ -97,7 +105,7 @@ export class Exchange implements RequestSource {
   readonly version: string;
   /** The connection's context, parent of this request's. */
   readonly parent: Context;
-  readonly #src: BodySource;
+  #src: BodySource;
   /** When the head was complete, epoch ms (only kept for the access log). */
   #start = 0;
   #t0 = 0;
@@ -255,6 +263,8 @@ export class Exchange implements RequestSource {
     // maxBodyBytes: 413) and the handler let it through: answer with that
     // status, not a 500 from onError.
     if (e instanceof HttpError) return refusalResponse(e);
+    const own = errorResponseOf(e);
+    if (own !== null) return own;
     const core = this.core;
     try {
       const res = await core.isolate(() => core.onError(e, req, this.info));
@@ -276,6 +286,8 @@ export class Exchange implements RequestSource {
   /** The connection goes to `takeover` (see the top of this file). */
   handOver(buffered: Uint8Array): void {
     const t = this.takeover;
+    // The protocol that read the request is done: do not keep it alive.
+    this.#src = NO_BODY;
     this.#done();
     if (t !== null) t({ connection: this.connection, exchange: this, buffered });
   }
