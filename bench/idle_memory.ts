@@ -1,11 +1,17 @@
 // Memory per idle keep-alive connection, for connctx, Deno.serve and
-// node:http. For each server (a child process): warm it up, GC, read VmRSS;
-// open N connections from this process and send one keep-alive GET /hello on
-// each (reading the response, keeping the connection open); GC, read VmRSS
-// again. Reports (after - before) / N.
+// node:http. One run of one server (a fresh child process): warm it up, GC,
+// read VmRSS; open N connections from this process and send one keep-alive
+// GET /hello on each (reading the response, keeping the connection open); GC,
+// read VmRSS again; (after - before) / N is that run's KiB per connection.
+// Each server runs --runs times (default 7), the servers alternating within a
+// round in an order that rotates every round; the table reports the median
+// KiB per connection with its IQR and min–max (never a best run).
 //
-//   deno run -A bench/idle_memory.ts [--connections=5000]
-//       [--server=connctx,deno,node]
+//   deno run -A bench/idle_memory.ts [--connections=5000] [--runs=7]
+//       [--server=connctx,deno,node] [--root=DIR]
+//
+// --root=DIR loads connctx from the checkout at DIR (see bench/run.ts).
+// With the defaults a run takes about 2 s per server and round: ~1 minute in all.
 //
 // Needs about 2 × N + 100 file descriptors here and N + 100 in the server;
 // if `ulimit -n` is lower, the script re-runs itself under
@@ -13,7 +19,18 @@
 // The servers are started with gc() exposed; GET /__gc runs it.
 
 import { parseArgs } from "node:util";
-import { type RunningServer, serverCommand, type ServerKind, startServer } from "./_harness.ts";
+import {
+  firstLine,
+  gitDescribe,
+  REPO_ROOT,
+  resolveRoot,
+  type RunningServer,
+  serverCommand,
+  type ServerKind,
+  startServer,
+  verifyRoot,
+} from "./_harness.ts";
+import { median, summarize } from "./_stats.ts";
 import { HELLO } from "./servers/payloads.mjs";
 
 const LABELS: Record<string, string> = {
@@ -27,11 +44,16 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     connections: { type: "string", default: "5000" },
+    runs: { type: "string", default: "7" },
     server: { type: "string", default: KINDS.join() },
+    root: { type: "string" },
   },
 });
 const N = Number(values.connections);
 if (!Number.isInteger(N) || N < 1) throw new Error("--connections: integer");
+const RUNS = Number(values.runs);
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error("--runs: integer");
+const ROOT = values.root === undefined ? undefined : resolveRoot(values.root);
 const kinds = values.server.split(",").map((s) => s.trim()) as ServerKind[];
 for (const k of kinds) {
   if (!KINDS.includes(k)) throw new Error(`--server: unknown ${k}`);
@@ -168,7 +190,9 @@ interface Result {
 
 async function measure(kind: ServerKind): Promise<Result> {
   const t0 = performance.now();
-  const server = await startServer(serverCommand(kind, { exposeGc: true }));
+  const server = await startServer(
+    serverCommand(kind, { exposeGc: true, root: ROOT }),
+  );
   const conns: Deno.Conn[] = [];
   const connect = () => Deno.connect({ hostname: server.hostname, port: server.port });
   try {
@@ -219,34 +243,87 @@ async function measure(kind: ServerKind): Promise<Result> {
   }
 }
 
-const watchdog = setTimeout(() => {
-  console.error("idle_memory: took longer than 60 s, giving up");
-  Deno.exit(2);
-}, 60_000);
+if (ROOT !== undefined && kinds.includes("connctx")) {
+  const n = await verifyRoot(ROOT);
+  console.error(`--root: connctx loads ${n} modules from ${ROOT}`);
+}
 
-console.log(
-  `| server | RSS before | RSS with ${N} idle conns | KiB / idle conn | open sockets |`,
-);
-console.log("|---|--:|--:|--:|--:|");
-for (const kind of kinds) {
-  try {
-    const r = await measure(kind);
-    const perConn = (r.afterKiB - r.beforeKiB) / N;
-    console.log(
-      `| ${LABELS[kind]} | ${(r.beforeKiB / 1024).toFixed(1)} MiB | ` +
-        `${(r.afterKiB / 1024).toFixed(1)} MiB | ${perConn.toFixed(1)} | ` +
-        `${r.socketsBefore} → ${r.socketsAfter} |`,
-    );
-    console.error(`  ${LABELS[kind]}: ${r.seconds.toFixed(1)} s`);
-    if (r.socketsAfter - r.socketsBefore < N) {
+const WATCHDOG_S = 60 + 30 * RUNS * kinds.length;
+const watchdog = setTimeout(() => {
+  console.error(`idle_memory: took longer than ${WATCHDOG_S} s, giving up`);
+  Deno.exit(2);
+}, WATCHDOG_S * 1000);
+
+const started = performance.now();
+const runs = new Map<ServerKind, Result[]>(kinds.map((k) => [k, []]));
+const failures = new Map<ServerKind, string>();
+for (let round = 0; round < RUNS; round++) {
+  const shift = round % kinds.length;
+  for (const kind of [...kinds.slice(shift), ...kinds.slice(0, shift)]) {
+    const tag = `round ${round + 1}/${RUNS} ${LABELS[kind]}`;
+    try {
+      const r = await measure(kind);
+      runs.get(kind)!.push(r);
       console.error(
-        `  warning: ${LABELS[kind]} holds only ` +
-          `${r.socketsAfter - r.socketsBefore} of ${N} connections open`,
+        `${tag}: ${((r.afterKiB - r.beforeKiB) / N).toFixed(2)} KiB/conn ` +
+          `(RSS ${(r.beforeKiB / 1024).toFixed(1)} → ` +
+          `${(r.afterKiB / 1024).toFixed(1)} MiB, ${r.seconds.toFixed(1)} s)`,
       );
+      if (r.socketsAfter - r.socketsBefore < N) {
+        console.error(
+          `  warning: ${LABELS[kind]} holds only ` +
+            `${r.socketsAfter - r.socketsBefore} of ${N} connections open`,
+        );
+      }
+    } catch (err) {
+      failures.set(kind, (err as Error).message);
+      console.error(`${tag}: FAILED ${(err as Error).message}`);
     }
-  } catch (err) {
-    console.log(`| ${LABELS[kind]} | failed | – | – | – |`);
-    console.error(`${LABELS[kind]}: ${(err as Error).message}`);
   }
 }
 clearTimeout(watchdog);
+const elapsed = (performance.now() - started) / 1000;
+
+const node = await firstLine("node", ["--version"]) || "not found";
+const root = ROOT ?? REPO_ROOT;
+console.log(
+  `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ` +
+    `Deno ${Deno.version.deno} · Node ${node} · ` +
+    `\`${["deno run -A bench/idle_memory.ts", ...Deno.args].join(" ")}\` · ` +
+    `${RUNS} run${RUNS === 1 ? "" : "s"} per server, ${elapsed.toFixed(0)} s · connctx module: ` +
+    `${root === REPO_ROOT ? "this checkout" : root} (${await gitDescribe(root)})`,
+);
+console.log("");
+console.log(
+  `Method: per run, a fresh server; RSS after GC before and after opening ` +
+    `${N} idle keep-alive connections (each served one GET /hello); KiB / ` +
+    `idle conn = (after − before) / ${N}. Median over ${RUNS} run${RUNS === 1 ? "" : "s"} per ` +
+    `server (servers alternate, order rotating), with IQR and min–max.`,
+);
+console.log("");
+console.log(
+  "| server | KiB / idle conn | IQR | min–max | RSS before | " +
+    `RSS with ${N} idle conns | open sockets | runs |`,
+);
+console.log("|---|--:|--:|--:|--:|--:|--:|--:|");
+for (const kind of kinds) {
+  const rs = runs.get(kind)!;
+  if (rs.length === 0) {
+    console.log(`| ${LABELS[kind]} | failed | – | – | – | – | – | 0 |`);
+    continue;
+  }
+  const per = summarize(rs.map((r) => (r.afterKiB - r.beforeKiB) / N));
+  const mib = (xs: number[]) => `${(median(xs) / 1024).toFixed(1)} MiB`;
+  const sockets = (xs: number[]) => Math.round(median(xs));
+  console.log(
+    `| ${LABELS[kind]} | ${per.median.toFixed(2)} | ` +
+      `${per.q1.toFixed(2)}–${per.q3.toFixed(2)} | ` +
+      `${per.min.toFixed(2)}–${per.max.toFixed(2)} | ` +
+      `${mib(rs.map((r) => r.beforeKiB))} | ${mib(rs.map((r) => r.afterKiB))} | ` +
+      `${sockets(rs.map((r) => r.socketsBefore))} → ` +
+      `${sockets(rs.map((r) => r.socketsAfter))} | ${rs.length} |`,
+  );
+}
+for (const [kind, message] of failures) {
+  console.log(`\n- ${LABELS[kind]}: failed in some runs: ${message.split("\n")[0]}`);
+}

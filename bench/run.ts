@@ -2,26 +2,59 @@
 // no-parsing ceiling, on loopback, with wrk (or `npx -y autocannon` if wrk is
 // not installed).
 //
-//   deno run -A bench/run.ts [--duration=2s] [--warmup=1s] [--rounds=3]
+//   deno run -A bench/run.ts [--rounds=9 | --quick] [--threads=1,2]
+//       [--duration=2s] [--warmup=1s] [--connections=50]
 //       [--scenario=hello,close,big,echo,ctx]
 //       [--server=ceiling,connctx,connctx-ctx2,deno,node]
-//       [--connections=50] [--threads=2] [--tool=wrk|autocannon]
+//       [--root=DIR] [--raw] [--tool=wrk|autocannon]
 //
-// Every (scenario, round, server) gets a fresh server process on a free port;
-// the harness waits for its READY line, checks one response, runs a warm-up
-// load and the measured load, then kills it. Servers alternate within each
-// round (the order rotates every round) and the table reports medians over the
-// rounds. Progress goes to stderr; the markdown table alone goes to stdout.
-// With the defaults (5 scenarios, 21 runs per round, 3 rounds, 1 s warm-up +
-// 2 s measured) a full run takes about 3.5 minutes (about 4 on a busy
-// machine, where starting each server takes longer).
+// Method. A round runs every (scenario, wrk threads, server) combination once.
+// Each run gets a fresh server process on a free port; the harness waits for
+// its READY line, checks one response, runs a warm-up load and then the
+// measured load, and kills it. Within a round the servers of one (scenario,
+// threads) group run back to back, so same-round ratios compare runs that are
+// seconds apart; the server order and the threads order rotate every round so
+// that no server always runs first (or right after a given other one). Rounds
+// are the outer loop, so a burst of noise on the shared machine hits one
+// round of every scenario rather than every round of one scenario.
+//
+// Every row reports the MEDIAN req/s over the rounds with its interquartile
+// range and min–max, the median of the per-run p50 and p99 latencies, and
+// ratios against the ceiling / Deno.serve / node:http computed per round (same
+// round, same scenario, same threads) and summarised as median (IQR). No row
+// is a best run.
+//
+// wrk -t1 leaves the server a whole core (of 2), so engine differences show;
+// -t2 loads both cores and the server competes with wrk for CPU.
+//
+// Duration: with the defaults (21 server runs over the 5 scenarios, × 2 thread
+// counts = 42 runs per round; 9 rounds; 1 s warm-up + 2 s measured, ~0.3 s to
+// start and stop a server) a full run takes about 21 minutes; --quick (3
+// rounds) about 7. Progress goes to stderr; the markdown report alone goes to
+// stdout.
+//
+// --root=DIR runs the connctx servers against the module in another checkout
+// (e.g. a `git worktree` of an older commit): the server scripts, routes and
+// payloads stay this checkout's, the engine comes from DIR (checked with
+// `deno info` before the first run).
 //
 // For a tighter connContext-cost number, run just that pair for more rounds:
 //   deno run -A bench/run.ts --scenario=hello --server=connctx,connctx-ctx2 \
 //       --rounds=15
 
 import { parseArgs } from "node:util";
-import { benchPath, type RunningServer, serverCommand, startServer } from "./_harness.ts";
+import {
+  benchPath,
+  firstLine,
+  gitDescribe,
+  REPO_ROOT,
+  resolveRoot,
+  type RunningServer,
+  serverCommand,
+  startServer,
+  verifyRoot,
+} from "./_harness.ts";
+import { summarize, type Summary } from "./_stats.ts";
 import {
   BIG_SIZE,
   CTX_HEADERS,
@@ -120,7 +153,11 @@ const SCENARIOS: Scenario[] = [
 ];
 
 /** Command line of the server `id` for scenario `scenario`. */
-function commandFor(id: ServerId, scenario: ScenarioId): string[] {
+function commandFor(
+  id: ServerId,
+  scenario: ScenarioId,
+  root: string | undefined,
+): string[] {
   switch (id) {
     case "ceiling":
       return serverCommand("ceiling", { flags: [`--scenario=${scenario}`] });
@@ -128,9 +165,10 @@ function commandFor(id: ServerId, scenario: ScenarioId): string[] {
       // /ctx reads a value that a connContext put on the connection context.
       return serverCommand("connctx", {
         flags: [`--ctx-values=${scenario === "ctx" ? 1 : 0}`],
+        root,
       });
     case "connctx-ctx2":
-      return serverCommand("connctx", { flags: ["--ctx-values=2"] });
+      return serverCommand("connctx", { flags: ["--ctx-values=2"], root });
     case "deno":
       return serverCommand("deno");
     case "node":
@@ -146,21 +184,35 @@ interface Options {
   warmup: number;
   rounds: number;
   connections: number;
-  threads: number;
+  /** Load-generator thread counts, each a separate table. */
+  threads: number[];
   scenarios: Scenario[];
   servers: Set<ServerId>;
   tool: "wrk" | "autocannon";
+  /** Checkout the connctx servers load the module from (absolute). */
+  root?: string;
+  /** Append every run's figures to the report. */
+  raw: boolean;
 }
 
+const DEFAULT_ROUNDS = 9;
+const QUICK_ROUNDS = 3;
+/** Seconds to start, check and stop one server (for the time estimate). */
+const RUN_OVERHEAD = 0.3;
+
 const USAGE = `usage: deno run -A bench/run.ts [options]
+  --rounds=${DEFAULT_ROUNDS}         rounds; every row is the median over them (min 1)
+  --quick            ${QUICK_ROUNDS} rounds (about a third of the time)
+  --threads=1,2      wrk -t values, one table each (autocannon: -w workers)
   --duration=2s      measured load per run (whole seconds)
   --warmup=1s        unmeasured load before each measurement (0 to skip)
-  --rounds=3         rounds; servers alternate within a round, medians reported
+  --connections=50   concurrent connections (wrk -c)
   --scenario=LIST    comma-separated: ${SCENARIOS.map((s) => s.id).join(",")}
   --server=LIST      comma-separated: ${Object.keys(SERVER_LABELS).join(",")}
-  --connections=50   concurrent connections (wrk -c)
-  --threads=2        load generator threads (wrk -t)
-  --tool=wrk         wrk or autocannon (default: wrk if installed)`;
+  --root=DIR         load connctx from the checkout at DIR instead of this one
+  --raw              append every run's req/s, p50 and p99 to the report
+  --tool=wrk         wrk or autocannon (default: wrk if installed)
+Defaults: a full run takes about 21 minutes (--quick: about 7).`;
 
 /** Parses "3s", "3", "1m" into whole seconds. */
 function parseSeconds(name: string, text: string, min: number): number {
@@ -214,11 +266,14 @@ async function parseOptions(args: string[]): Promise<Options> {
     options: {
       duration: { type: "string", default: "2s" },
       warmup: { type: "string", default: "1s" },
-      rounds: { type: "string", default: "3" },
+      rounds: { type: "string" },
+      quick: { type: "boolean", default: false },
       scenario: { type: "string", default: SCENARIOS.map((s) => s.id).join() },
       server: { type: "string", default: Object.keys(SERVER_LABELS).join() },
       connections: { type: "string", default: "50" },
-      threads: { type: "string", default: "2" },
+      threads: { type: "string", default: "1,2" },
+      root: { type: "string" },
+      raw: { type: "boolean", default: false },
       tool: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -226,6 +281,9 @@ async function parseOptions(args: string[]): Promise<Options> {
   if (values.help) {
     console.log(USAGE);
     Deno.exit(0);
+  }
+  if (values.quick && values.rounds !== undefined) {
+    throw new Error("--quick and --rounds are exclusive");
   }
   const scenarioIds = parseList(
     "scenario",
@@ -236,12 +294,29 @@ async function parseOptions(args: string[]): Promise<Options> {
   if (tool !== "wrk" && tool !== "autocannon") {
     throw new Error(`--tool: expected wrk or autocannon, got ${tool}`);
   }
+  const threads = [
+    ...new Set(
+      values.threads.split(",").map((t) => t.trim()).filter(Boolean)
+        .map((t) => parseCount("threads", t)),
+    ),
+  ];
+  if (threads.length === 0) throw new Error("--threads: empty list");
+  let root: string | undefined;
+  if (values.root !== undefined) {
+    try {
+      root = resolveRoot(values.root);
+    } catch (err) {
+      throw new Error(`--root=${values.root}: ${(err as Error).message}`);
+    }
+  }
   return {
     duration: parseSeconds("duration", values.duration, 1),
     warmup: parseSeconds("warmup", values.warmup, 0),
-    rounds: parseCount("rounds", values.rounds),
+    rounds: values.quick
+      ? QUICK_ROUNDS
+      : parseCount("rounds", values.rounds ?? `${DEFAULT_ROUNDS}`),
     connections: parseCount("connections", values.connections),
-    threads: parseCount("threads", values.threads),
+    threads,
     scenarios: SCENARIOS.filter((s) => scenarioIds.includes(s.id)),
     servers: new Set(
       parseList(
@@ -251,6 +326,8 @@ async function parseOptions(args: string[]): Promise<Options> {
       ),
     ),
     tool,
+    root,
+    raw: values.raw,
   };
 }
 
@@ -314,6 +391,7 @@ interface AutocannonJson {
 async function runLoad(
   opts: Options,
   scenario: Scenario,
+  threads: number,
   url: string,
   seconds: number,
 ): Promise<Sample> {
@@ -321,7 +399,7 @@ async function runLoad(
   if (opts.tool === "wrk") {
     argv = [
       "wrk",
-      `-t${opts.threads}`,
+      `-t${threads}`,
       `-c${opts.connections}`,
       `-d${seconds}s`,
       "--latency",
@@ -339,6 +417,8 @@ async function runLoad(
       `${opts.connections}`,
       "-d",
       `${seconds}`,
+      // autocannon's closest analogue of wrk -t: worker threads.
+      ...(threads > 1 ? ["-w", `${threads}`] : []),
       "-m",
       scenario.method,
       ...scenario.headers.flatMap((h) => {
@@ -423,15 +503,18 @@ async function checkResponse(scenario: Scenario, url: string): Promise<void> {
 async function measure(
   opts: Options,
   scenario: Scenario,
+  threads: number,
   server: ServerId,
 ): Promise<Sample> {
   let running: RunningServer | undefined;
   try {
-    running = await startServer(commandFor(server, scenario.id));
+    running = await startServer(commandFor(server, scenario.id, opts.root));
     const url = running.url + scenario.path;
     await checkResponse(scenario, url);
-    if (opts.warmup > 0) await runLoad(opts, scenario, url, opts.warmup);
-    return await runLoad(opts, scenario, url, opts.duration);
+    if (opts.warmup > 0) {
+      await runLoad(opts, scenario, threads, url, opts.warmup);
+    }
+    return await runLoad(opts, scenario, threads, url, opts.duration);
   } catch (err) {
     const output = running?.output().trim();
     throw new Error(
@@ -445,50 +528,80 @@ async function measure(
 // ---------------------------------------------------------------------------
 // Reporting
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
 function fmtRps(rps: number): string {
   return Math.round(rps).toLocaleString("en-US");
+}
+
+/** Compact req/s for spreads: 57.8k, 1.35k, 950. */
+function fmtK(rps: number): string {
+  if (rps >= 10_000) return `${(rps / 1000).toFixed(1)}k`;
+  if (rps >= 1_000) return `${(rps / 1000).toFixed(2)}k`;
+  return rps.toFixed(0);
 }
 
 function fmtMs(ms: number): string {
   return ms < 10 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(1)} ms`;
 }
 
+/** "0.94× (0.92–0.95)": median and interquartile range of ratios. */
+function fmtRatio(s: Summary): string {
+  if (s.n === 0) return "–";
+  return `${s.median.toFixed(2)}× (${s.q1.toFixed(2)}–${s.q3.toFixed(2)})`;
+}
+
 interface Entry {
-  samples: Sample[];
-  /** Sample per round index, for same-round ratios. */
+  /** Sample per round index. */
   rounds: Map<number, Sample>;
   failure?: string;
 }
 
 type Results = Map<string, Entry>;
 
-const key = (scenario: ScenarioId, server: ServerId) => `${scenario}/${server}`;
+const key = (scenario: ScenarioId, threads: number, server: ServerId) =>
+  `${scenario}/${threads}/${server}`;
 
-function table(opts: Options, results: Results): string {
+/** Same-round ratios of `server` over `ref` (rps), one per shared round. */
+function sameRoundRatios(
+  results: Results,
+  scenario: ScenarioId,
+  threads: number,
+  server: ServerId,
+  ref: ServerId,
+): number[] {
+  const a = results.get(key(scenario, threads, server))?.rounds;
+  const b = results.get(key(scenario, threads, ref))?.rounds;
+  if (!a || !b) return [];
+  const ratios: number[] = [];
+  for (const [round, sample] of a) {
+    const base = b.get(round);
+    if (base && base.rps > 0) ratios.push(sample.rps / base.rps);
+  }
+  return ratios;
+}
+
+function loadLabel(opts: Options, threads: number): string {
+  return opts.tool === "wrk"
+    ? `wrk -t${threads} -c${opts.connections} -d${opts.duration}s`
+    : `autocannon -w ${threads} -c ${opts.connections} -d ${opts.duration}`;
+}
+
+function table(opts: Options, results: Results, threads: number): string {
   const lines = [
-    "| scenario | server | req/s | p50 | p99 | vs ceiling | vs Deno.serve | vs node:http |",
-    "|---|---|--:|--:|--:|--:|--:|--:|",
+    `### ${loadLabel(opts, threads)}`,
+    "",
+    "| scenario | server | req/s | IQR | min–max | p50 | p99 | vs ceiling | vs Deno.serve | vs node:http |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
   ];
   const notes: string[] = [];
   for (const scenario of opts.scenarios) {
-    const medianRps = (server: ServerId) => {
-      const samples = results.get(key(scenario.id, server))?.samples ?? [];
-      return samples.length ? median(samples.map((s) => s.rps)) : undefined;
-    };
     for (const server of scenario.servers) {
       if (!opts.servers.has(server)) continue;
-      const entry = results.get(key(scenario.id, server));
-      const samples = entry?.samples ?? [];
+      const entry = results.get(key(scenario.id, threads, server));
+      const samples = [...(entry?.rounds.values() ?? [])];
       const label = SERVER_LABELS[server];
       if (samples.length === 0) {
         lines.push(
-          `| ${scenario.title} | ${label} | failed | – | – | – | – | – |`,
+          `| ${scenario.title} | ${label} | failed | – | – | – | – | – | – | – |`,
         );
         if (entry?.failure) {
           notes.push(
@@ -497,15 +610,19 @@ function table(opts: Options, results: Results): string {
         }
         continue;
       }
-      const rps = median(samples.map((s) => s.rps));
+      const rps = summarize(samples.map((s) => s.rps));
       const ratio = (ref: ServerId) => {
-        const base = medianRps(ref);
-        return base ? `${(rps / base).toFixed(2)}×` : "–";
+        if (!opts.servers.has(ref) || !scenario.servers.includes(ref)) return "–";
+        if (ref === server) return "1.00×";
+        return fmtRatio(summarize(
+          sameRoundRatios(results, scenario.id, threads, server, ref),
+        ));
       };
       lines.push(
-        `| ${scenario.title} | ${label} | ${fmtRps(rps)} | ` +
-          `${fmtMs(median(samples.map((s) => s.p50)))} | ` +
-          `${fmtMs(median(samples.map((s) => s.p99)))} | ` +
+        `| ${scenario.title} | ${label} | ${fmtRps(rps.median)} | ` +
+          `${fmtK(rps.q1)}–${fmtK(rps.q3)} | ${fmtK(rps.min)}–${fmtK(rps.max)} | ` +
+          `${fmtMs(summarize(samples.map((s) => s.p50)).median)} | ` +
+          `${fmtMs(summarize(samples.map((s) => s.p99)).median)} | ` +
           `${ratio("ceiling")} | ${ratio("deno")} | ${ratio("node")} |`,
       );
       const errors = samples.reduce((a, s) => a + s.errors, 0);
@@ -519,38 +636,80 @@ function table(opts: Options, results: Results): string {
       if (samples.length < opts.rounds) {
         notes.push(
           `- ${scenario.title} / ${label}: only ${samples.length} of ` +
-            `${opts.rounds} rounds succeeded`,
+            `${opts.rounds} rounds succeeded` +
+            (entry?.failure ? ` (${entry.failure.split("\n")[0]})` : ""),
         );
       }
     }
   }
-  const cost = contextCost(opts, results);
+  const cost = contextCost(opts, results, threads);
   if (cost) notes.unshift(cost);
   return [...lines, ...(notes.length ? ["", ...notes] : [])].join("\n");
 }
 
 /** The connContext cost line, from paired same-round hello samples. */
-function contextCost(opts: Options, results: Results): string | undefined {
+function contextCost(
+  opts: Options,
+  results: Results,
+  threads: number,
+): string | undefined {
   if (!opts.scenarios.some((s) => s.id === "hello")) return undefined;
-  const base = results.get(key("hello", "connctx"))?.rounds;
-  const ctx2 = results.get(key("hello", "connctx-ctx2"))?.rounds;
-  if (!base || !ctx2) return undefined;
-  const ratios: number[] = [];
-  for (const [round, sample] of ctx2) {
-    const b = base.get(round);
-    if (b) ratios.push(sample.rps / b.rps);
-  }
-  if (ratios.length === 0) return undefined;
-  const ratio = median(ratios);
-  const change = (ratio - 1) * 100;
+  const s = summarize(
+    sameRoundRatios(results, "hello", threads, "connctx-ctx2", "connctx"),
+  );
+  if (s.n === 0) return undefined;
+  const pct = (r: number) => {
+    const change = (r - 1) * 100;
+    return `${change >= 0 ? "+" : "−"}${Math.abs(change).toFixed(1)} %`;
+  };
   return `- connContext cost, hello keep-alive, connctx with 2× withValue vs ` +
-    `none: req/s ratio ${ratio.toFixed(3)} (${change >= 0 ? "+" : "−"}` +
-    `${Math.abs(change).toFixed(1)} %), median of ${ratios.length} ` +
-    `same-round ratios; target: ratio ≥ 0.97 (cost ≤ 3 %)`;
+    `none: req/s ratio ${s.median.toFixed(3)} (${pct(s.median)}), median of ` +
+    `${s.n} same-round ratios, IQR ${s.q1.toFixed(3)}–${s.q3.toFixed(3)}, ` +
+    `min–max ${s.min.toFixed(3)}–${s.max.toFixed(3)}; target: ratio ≥ 0.97 ` +
+    `(cost ≤ 3 %)`;
+}
+
+/** Every run's figures, in the order they ran, for --raw. */
+function rawTable(opts: Options, results: Results): string {
+  const lines = [
+    "<details><summary>every run (req/s, p50, p99)</summary>",
+    "",
+    "| threads | scenario | server | " +
+    Array.from({ length: opts.rounds }, (_, i) => `round ${i + 1}`).join(" | ") +
+    " |",
+    `|--:|---|---|${"--:|".repeat(opts.rounds)}`,
+  ];
+  for (const threads of opts.threads) {
+    for (const scenario of opts.scenarios) {
+      for (const server of scenario.servers) {
+        if (!opts.servers.has(server)) continue;
+        const rounds = results.get(key(scenario.id, threads, server))?.rounds;
+        const cells = Array.from({ length: opts.rounds }, (_, i) => {
+          const s = rounds?.get(i);
+          return s ? `${fmtRps(s.rps)} / ${s.p50.toFixed(2)} / ${s.p99.toFixed(2)}` : "failed";
+        });
+        lines.push(
+          `| ${threads} | ${scenario.id} | ${SERVER_LABELS[server]} | ` +
+            `${cells.join(" | ")} |`,
+        );
+      }
+    }
+  }
+  lines.push("", "</details>");
+  return lines.join("\n");
 }
 
 // ---------------------------------------------------------------------------
 // Main
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function rotate<T>(xs: readonly T[], by: number): T[] {
+  const shift = xs.length ? by % xs.length : 0;
+  return [...xs.slice(shift), ...xs.slice(0, shift)];
+}
 
 async function main(): Promise<void> {
   let opts: Options;
@@ -564,42 +723,53 @@ async function main(): Promise<void> {
     scenario: s,
     servers: s.servers.filter((id) => opts.servers.has(id)),
   }));
-  const runs = plan.reduce((a, p) => a + p.servers.length, 0) * opts.rounds;
-  const estimate = Math.round(runs * (opts.warmup + opts.duration + 0.5));
+  const perRound = plan.reduce((a, p) => a + p.servers.length, 0) *
+    opts.threads.length;
+  const runs = perRound * opts.rounds;
+  const estimate = runs * (opts.warmup + opts.duration + RUN_OVERHEAD);
+  const root = opts.root ?? REPO_ROOT;
+  if (opts.root !== undefined && plan.some((p) => p.servers.some((s) => s.startsWith("connctx")))) {
+    const n = await verifyRoot(opts.root);
+    console.error(`--root: connctx loads ${n} modules from ${opts.root}`);
+  }
   console.error(
-    `${runs} runs with ${opts.tool} (${opts.threads} threads, ` +
-      `${opts.connections} connections, ${opts.warmup}s warm-up + ` +
-      `${opts.duration}s), about ${estimate}s`,
+    `${runs} runs (${opts.rounds} rounds × ${perRound}) with ${opts.tool}, ` +
+      `threads ${opts.threads.join(",")}, ${opts.connections} connections, ` +
+      `${opts.warmup}s warm-up + ${opts.duration}s each: about ` +
+      `${Math.ceil(estimate / 60)} min`,
   );
 
+  const loadAvg = async () =>
+    (await Deno.readTextFile("/proc/loadavg").catch(() => "? ? ?")).split(" ")
+      .slice(0, 3).join(" ");
+  const loadAtStart = await loadAvg();
+  const date = new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC";
   const results: Results = new Map();
   const started = performance.now();
   let done = 0;
-  for (const { scenario, servers } of plan) {
-    for (let round = 0; round < opts.rounds; round++) {
-      // Rotate the order every round so no server always runs first.
-      const shift = round % servers.length;
-      const order = [...servers.slice(shift), ...servers.slice(0, shift)];
-      for (const server of order) {
-        done++;
-        const k = key(scenario.id, server);
-        const entry = results.get(k) ??
-          { samples: [], rounds: new Map<number, Sample>() };
-        results.set(k, entry);
-        const tag = `[${done}/${runs}] ${scenario.id} round ${round + 1} ` +
-          SERVER_LABELS[server];
-        try {
-          const sample = await measure(opts, scenario, server);
-          entry.samples.push(sample);
-          entry.rounds.set(round, sample);
-          console.error(
-            `${tag}: ${fmtRps(sample.rps)} req/s, p50 ${fmtMs(sample.p50)}, ` +
-              `p99 ${fmtMs(sample.p99)}` +
-              (sample.errors ? `, ${sample.errors} errors` : ""),
-          );
-        } catch (err) {
-          entry.failure = (err as Error).message;
-          console.error(`${tag}: FAILED\n${entry.failure}`);
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const { scenario, servers } of plan) {
+      // Rotate the orders every round so no server always runs first.
+      for (const threads of rotate(opts.threads, round)) {
+        for (const server of rotate(servers, round)) {
+          done++;
+          const k = key(scenario.id, threads, server);
+          const entry = results.get(k) ?? { rounds: new Map<number, Sample>() };
+          results.set(k, entry);
+          const tag = `[${done}/${runs}] round ${round + 1} ${scenario.id} ` +
+            `-t${threads} ${SERVER_LABELS[server]}`;
+          try {
+            const sample = await measure(opts, scenario, threads, server);
+            entry.rounds.set(round, sample);
+            console.error(
+              `${tag}: ${fmtRps(sample.rps)} req/s, p50 ${fmtMs(sample.p50)}, ` +
+                `p99 ${fmtMs(sample.p99)}` +
+                (sample.errors ? `, ${sample.errors} errors` : ""),
+            );
+          } catch (err) {
+            entry.failure = (err as Error).message;
+            console.error(`${tag}: FAILED\n${entry.failure}`);
+          }
         }
       }
     }
@@ -607,28 +777,37 @@ async function main(): Promise<void> {
   const elapsed = Math.round((performance.now() - started) / 1000);
   console.error(`done in ${elapsed}s\n`);
 
+  const wrk = opts.tool === "wrk"
+    ? (/wrk\s+(\S+)/.exec(await firstLine("wrk", ["-v"]))?.[1] ?? "?")
+    : "";
+  const node = await firstLine("node", ["--version"]) || "not found";
+  const command = ["deno run -A bench/run.ts", ...Deno.args].join(" ");
   const header = [
-    (opts.tool === "wrk"
-      ? `wrk -t${opts.threads} -c${opts.connections} -d${opts.duration}s`
-      : `autocannon -c ${opts.connections} -d ${opts.duration}`) +
-    ` (after a ${opts.warmup}s ` +
-    `warm-up), median of ${opts.rounds} rounds, loopback; ` +
-    `Deno ${Deno.version.deno}, ${await nodeVersion()}, ` +
-    `${navigator.hardwareConcurrency} CPUs.`,
+    `${date} · Deno ${Deno.version.deno} · Node ${node} · ` +
+    (opts.tool === "wrk" ? `wrk ${wrk}` : "autocannon") +
+    ` · ${navigator.hardwareConcurrency} CPUs (load average ${loadAtStart} ` +
+    `at the start, ${await loadAvg()} at the end) · \`${command}\` · ${
+      plural(opts.rounds, "round")
+    }, ` +
+    (elapsed < 120 ? `${elapsed} s` : `${Math.round(elapsed / 60)} min`),
     "",
+    `connctx module: ${root === REPO_ROOT ? "this checkout" : root} ` +
+    `(${await gitDescribe(root)}).`,
+    "",
+    `Method: ${plural(opts.rounds, "round")}; each round runs every (scenario, threads, ` +
+    `server) once, in a fresh server process, ${opts.warmup}s warm-up then ` +
+    `${opts.duration}s measured, ${opts.connections} connections, loopback, ` +
+    `server and load generator on the same ${navigator.hardwareConcurrency} ` +
+    `CPUs. Servers of a (scenario, threads) group run back to back; the ` +
+    `server and threads orders rotate every round. req/s: median over the ` +
+    `rounds, IQR (q1–q3) and min–max; p50/p99: median of the per-run ` +
+    `percentiles; vs X: median (IQR) of same-round req/s ratios.`,
   ];
-  console.log([...header, table(opts, results)].join("\n"));
+  const tables = opts.threads.map((t) => table(opts, results, t));
+  const out = [...header, "", tables.join("\n\n")];
+  if (opts.raw) out.push("", rawTable(opts, results));
+  console.log(out.join("\n"));
   for (const path of bodyFiles.values()) await Deno.remove(path);
-}
-
-async function nodeVersion(): Promise<string> {
-  try {
-    const out = await new Deno.Command("node", { args: ["--version"] })
-      .output();
-    return `Node ${new TextDecoder().decode(out.stdout).trim()}`;
-  } catch {
-    return "Node (not found)";
-  }
 }
 
 if (import.meta.main) {
