@@ -39,7 +39,7 @@ import { Exchange, originOf, RateMeter } from "../_exchange/exchange.ts";
 import { ReadBuffer } from "../_io/reader.ts";
 import { parseProxyHeader } from "../_server/proxy.ts";
 import { Http1Body } from "./body.ts";
-import { httpDate, sendWhole, statusLine, type Write } from "./encode.ts";
+import { httpDate, release, sendWhole, statusLine, type Write } from "./encode.ts";
 import { findHeadEnd, parseHead, type RequestHead, rescanFrom } from "./parser.ts";
 import { writeResponse } from "./respond.ts";
 
@@ -464,7 +464,7 @@ export class Http1Conn implements Protocol {
   }
 
   /** Writes all of `b` under writeTimeout and minResponseRate. */
-  async writeAll(b: Uint8Array): Promise<void> {
+  async writeAll(b: Uint8Array, pooled?: Uint8Array): Promise<void> {
     const n = b.byteLength;
     const prev = this.phase;
     const prevDeadline = this.c.deadline;
@@ -479,6 +479,7 @@ export class Http1Conn implements Protocol {
     }
     this.phase = prev;
     this.c.deadline = prevDeadline;
+    if (pooled !== undefined) release(pooled);
   }
 
   /** Answers a request we could not accept, then closes. */

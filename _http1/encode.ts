@@ -20,7 +20,7 @@ export function acquire(): Uint8Array {
 
 /** Gives a buffer from {@linkcode acquire} back. */
 export function release(b: Uint8Array): void {
-  if (pool.length < POOL_MAX) pool.push(b);
+  if (b.length === POOL_BUF && pool.length < POOL_MAX) pool.push(b);
 }
 
 const encoder = new TextEncoder();

@@ -20,6 +20,7 @@ import {
   frameWhole,
   httpDate,
   noBodyStatus,
+  putLatin1,
   release,
   sendChunk,
   sendRaw,
@@ -27,7 +28,9 @@ import {
   statusLine,
   type Write,
 } from "./encode.ts";
-import type { RequestHead } from "./parser.ts";
+import { latin1, type RequestHead } from "./parser.ts";
+
+const encoder = new TextEncoder();
 
 /** What the response writer needs from its connection. */
 export interface ResponseHost {
@@ -36,8 +39,9 @@ export interface ResponseHost {
   /** The connection's keep-alive state; lowered here when the response
    * ends the connection. */
   keep: boolean;
-  /** Writes one buffer (a whole response: Nagle stays on). */
-  writeAll(b: Uint8Array): Promise<void>;
+  /** Writes one buffer (a whole response: Nagle stays on); then gives
+   * `pooled` (a buffer from `acquire()`) back, if given. */
+  writeAll(b: Uint8Array, pooled?: Uint8Array): Promise<void>;
   /** Writes one of several buffers (Nagle off, so the last is not held). */
   readonly write: Write;
   /** A long response body starts: watch for the client leaving. */
@@ -54,7 +58,7 @@ const FALLBACK: Parts = { status: 500, statusText: "", headers: [], body: "Inter
  * `ex.sentBytes`; lowers `host.keep` when the connection must close after.
  * Throws only when the socket fails.
  */
-export async function writeResponse(
+export function writeResponse(
   host: ResponseHost,
   res: Response,
   ex: Exchange,
@@ -68,7 +72,10 @@ export async function writeResponse(
     parts = FALLBACK;
   }
   const status = parts.status;
-  let h = statusLine(status, parts.statusText);
+  // The head is written straight into a pooled buffer, field by field: no
+  // intermediate strings on the common path.
+  let buf = acquire();
+  let p = putLatin1(statusLine(status, parts.statusText), buf, 0);
   let userLength = -1;
   let hasDate = false;
   const upgrade = status === 101 || (ex.takeover !== null && head.method === "CONNECT");
@@ -80,26 +87,28 @@ export async function writeResponse(
       continue;
     }
     if (n === 10 && k.toLowerCase() === "connection") {
-      if (upgrade) {
-        h += `connection: ${v}\r\n`;
+      if (!upgrade) {
+        if (/(^|,)\s*close\s*(,|$)/i.test(v)) host.keep = false;
         continue;
       }
-      if (/(^|,)\s*close\s*(,|$)/i.test(v)) host.keep = false;
-      continue;
-    }
-    if (n === 17 && k.toLowerCase() === "transfer-encoding") continue;
-    if (n === 10 && k.toLowerCase() === "keep-alive") continue;
-    if (n === 4 && !hasDate && k.toLowerCase() === "date") hasDate = true;
-    h += `${k}: ${v}\r\n`;
+    } else if (n === 17 && k.toLowerCase() === "transfer-encoding") continue;
+    else if (n === 10 && k.toLowerCase() === "keep-alive") continue;
+    else if (n === 4 && !hasDate && k.toLowerCase() === "date") hasDate = true;
+    if (p + n + v.length + 4 > buf.length - TAIL) buf = grow(buf, p, n + v.length + 4);
+    p = putLatin1(k, buf, p);
+    buf[p++] = 58;
+    buf[p++] = 32;
+    p = putLatin1(v, buf, p);
+    buf[p++] = 13;
+    buf[p++] = 10;
   }
-  if (!hasDate) h += `date: ${httpDate()}\r\n`;
+  if (!hasDate) p = putLatin1(dateLine(), buf, p);
   ex.status = status;
   if (upgrade) {
     // 101 (or 2xx to CONNECT): the head alone; the bytes after it belong to
     // whoever takes the connection over.
     if (parts.body instanceof ReadableStream) parts.body.cancel().catch(() => {});
-    await send(host, h, null);
-    return;
+    return finish(host, buf, p, null, ex);
   }
   const isHead = head.method === "HEAD";
   const noBody = noBodyStatus(status);
@@ -112,15 +121,102 @@ export async function writeResponse(
 
   if (!(body instanceof ReadableStream)) {
     const len = body === null ? 0 : byteLength(body);
-    if (!noBody) h += `content-length: ${isHead && userLength >= 0 ? userLength : len}\r\n`;
-    else if (status === 304 && userLength >= 0) h += `content-length: ${userLength}\r\n`;
-    h += connHeader(host.keep, http10);
-    const sent = isHead || noBody ? null : body;
-    await send(host, h, sent);
-    if (sent !== null) ex.sentBytes += len;
-    return;
+    if (!noBody) p = putLength(buf, p, isHead && userLength >= 0 ? userLength : len);
+    else if (status === 304 && userLength >= 0) p = putLength(buf, p, userLength);
+    p = putLatin1(connHeader(host.keep, http10), buf, p);
+    return finish(host, buf, p, isHead || noBody ? null : body, ex);
   }
 
+  // A stream: the head goes on as a string (rare enough).
+  const h = latin1(buf, 0, p);
+  release(buf);
+  return writeStreamResponse(host, body, ex, h, userLength, http10, isHead);
+}
+
+/** Room kept at the end of the head buffer for the fields we add. */
+const TAIL = 128;
+
+/** A bigger (unpooled) copy of a head buffer that ran out of room. */
+function grow(buf: Uint8Array, used: number, need: number): Uint8Array {
+  const nb = new Uint8Array(Math.max(buf.length * 2, used + need + TAIL * 2));
+  nb.set(buf.subarray(0, used));
+  release(buf);
+  return nb;
+}
+
+/** `content-length: <n>\r\n` at `p`. */
+function putLength(buf: Uint8Array, p: number, n: number): number {
+  p = putLatin1("content-length: ", buf, p);
+  p = putLatin1(String(n), buf, p);
+  buf[p++] = 13;
+  buf[p++] = 10;
+  return p;
+}
+
+let dateStr = "";
+let dateLineStr = "";
+/** `date: <now>\r\n`, remade when the second changes. */
+function dateLine(): string {
+  const d = httpDate();
+  if (d !== dateStr) {
+    dateStr = d;
+    dateLineStr = `date: ${d}\r\n`;
+  }
+  return dateLineStr;
+}
+
+/** Ends the head in `buf[0, p)` and writes it with a whole body: one write
+ * when both fit the buffer. */
+function finish(
+  host: ResponseHost,
+  buf: Uint8Array,
+  p: number,
+  body: string | Uint8Array | null,
+  ex: Exchange,
+): Promise<void> {
+  buf[p++] = 13;
+  buf[p++] = 10;
+  let end = p;
+  if (body !== null) {
+    if (typeof body === "string") {
+      if (body.length <= buf.length - p) {
+        const r = encoder.encodeInto(body, buf.subarray(p));
+        if (r.read === body.length) end = p + r.written;
+        else return split(host, buf, p, body, ex);
+      } else return split(host, buf, p, body, ex);
+    } else if (body.byteLength <= buf.length - p) {
+      buf.set(body, p);
+      end = p + body.byteLength;
+    } else return split(host, buf, p, body, ex);
+    ex.sentBytes += end - p;
+  }
+  return host.writeAll(buf.subarray(0, end), buf);
+}
+
+/** A head and a body that do not fit one buffer: two writes. */
+async function split(
+  host: ResponseHost,
+  buf: Uint8Array,
+  p: number,
+  body: string | Uint8Array,
+  ex: Exchange,
+): Promise<void> {
+  const bytes = typeof body === "string" ? encoder.encode(body) : body;
+  await host.write(buf.subarray(0, p));
+  release(buf);
+  await host.write(bytes);
+  ex.sentBytes += bytes.byteLength;
+}
+
+async function writeStreamResponse(
+  host: ResponseHost,
+  body: ReadableStream<Uint8Array>,
+  ex: Exchange,
+  h: string,
+  userLength: number,
+  http10: boolean,
+  isHead: boolean,
+): Promise<void> {
   // A stream. HEAD: the head only, with the length the GET would have when
   // the body turns out to be complete already.
   if (isHead) {
