@@ -10,6 +10,7 @@ import type { Context } from "../_context.ts";
 import { ContextKey } from "../_context.ts";
 import type { ChunkLimits } from "../_http1/chunked.ts";
 import type { Limits } from "../_http1/parser.ts";
+import type { AccessRecord } from "../_accesslog.ts";
 import type { Connection } from "./conn.ts";
 
 /**
@@ -156,29 +157,10 @@ export interface Core {
   /** Telemetry, or `null` when off. */
   observer: RequestObserver | null;
   /** Access log, or `null` when off. */
-  accessLog: ((entry: AccessEntry) => void) | null;
+  accessLog: ((entry: AccessRecord) => void) | null;
   /** Serves a connection that speaks HTTP/2 (ALPN `h2`, or the h2c preface),
    * or `null` when HTTP/2 is off. `buffered` holds bytes already read. */
   http2: ((c: Connection, ctx: Context, buffered: Uint8Array) => void) | null;
-}
-
-/** What the access log learns of a finished request. */
-export interface AccessEntry {
-  /** When the request's head was complete, epoch ms. */
-  start: number;
-  /** Duration to the end of the response, ms. */
-  duration: number;
-  conn: ConnInfo;
-  /** Request number on its connection, from 1. */
-  seq: number;
-  method: string;
-  target: string;
-  protocol: string;
-  status: number;
-  /** Response body bytes sent. */
-  bytes: number;
-  referer: string | null;
-  userAgent: string | null;
 }
 
 /** Key under which every context of a server carries the server (the public

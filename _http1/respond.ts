@@ -130,7 +130,7 @@ export function writeResponse(
   // A stream: the head goes on as a string (rare enough).
   const h = latin1(buf, 0, p);
   release(buf);
-  return writeStreamResponse(host, body, ex, h, userLength, http10, isHead);
+  return writeStream(host, body, ex, h, userLength, http10, isHead);
 }
 
 /** Room kept at the end of the head buffer for the fields we add. */
@@ -208,7 +208,7 @@ async function split(
   ex.sentBytes += bytes.byteLength;
 }
 
-async function writeStreamResponse(
+async function writeStream(
   host: ResponseHost,
   body: ReadableStream<Uint8Array>,
   ex: Exchange,
@@ -217,8 +217,8 @@ async function writeStreamResponse(
   http10: boolean,
   isHead: boolean,
 ): Promise<void> {
-  // A stream. HEAD: the head only, with the length the GET would have when
-  // the body turns out to be complete already.
+  // HEAD: the head only, with the length the GET would have when the body
+  // turns out to be complete already.
   if (isHead) {
     if (userLength < 0) {
       const reader = body.getReader();
@@ -231,17 +231,6 @@ async function writeStreamResponse(
     await send(host, h, null);
     return;
   }
-  await writeStream(host, body, ex, h, userLength, http10);
-}
-
-async function writeStream(
-  host: ResponseHost,
-  body: ReadableStream<Uint8Array>,
-  ex: Exchange,
-  h: string,
-  userLength: number,
-  http10: boolean,
-): Promise<void> {
   // A stream may take long (server-sent events): watch for the client
   // leaving so the request's context is canceled promptly.
   host.watch();
