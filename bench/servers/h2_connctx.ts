@@ -5,7 +5,7 @@
 // Routes: / → "Hello, World!", /big → 1 MiB, /__mem → GC, then
 // `{"rss":…,"heap":…}`. Prints `READY <port>` once listening.
 
-import { h2serve } from "../../_http2/_test_server.ts";
+import { serve } from "../../server.ts";
 
 const tlsDir = Deno.args.find((a) => a.startsWith("--tls="))?.slice(6);
 const tls = tlsDir
@@ -15,7 +15,7 @@ const tls = tlsDir
   }
   : {};
 const BIG = new Uint8Array(1 << 20).fill(120);
-const s = await h2serve({ ...tls }, (req) => {
+const s = serve({ port: 0, hostname: "127.0.0.1", onListen() {}, ...tls }, (req) => {
   const path = new URL(req.url).pathname;
   if (path === "/big") return new Response(BIG);
   if (path === "/__mem") {
@@ -25,4 +25,4 @@ const s = await h2serve({ ...tls }, (req) => {
   }
   return new Response("Hello, World!");
 });
-console.log(`READY ${s.port}`);
+console.log(`READY ${(s.addr as Deno.NetAddr).port}`);
