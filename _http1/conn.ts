@@ -275,42 +275,20 @@ export class Http1Conn implements Protocol {
       if (this.#seq === 0 && core.http2 !== null && startsWith(rb, H2_PREFACE)) {
         return this.#handOverH2(ctx);
       }
-      let head: RequestHead;
-      try {
-        head = parseHead(rb.buf, rb.start, headEnd, limits);
-      } catch (e) {
-        if (e instanceof HttpError) return await this.#fail(e);
-        throw e;
-      }
-      rb.start = rb.scan = headEnd;
-      if (head.contentLength > core.maxBodyBytes) {
-        return await this.#fail(new HttpError(413, "request body too large"));
-      }
+      const refused = this.#open(ctx, headEnd);
+      if (refused !== null) return await this.#fail(refused);
 
-      // 3. Serve it.
-      this.phase = HANDLER;
-      this.c.deadline = 0;
-      const body = new Http1Body(this, head);
-      const ex = new Exchange(
-        this.c,
-        ctx,
-        head,
-        body,
-        ++this.#seq,
-        head.minor === 0 ? "1.0" : "1.1",
-      );
-      body.ex = ex;
-      this.#ex = ex;
-      this.#body = body;
-      this.keep = core.keepAlive && head.keepAlive && !core.draining;
+      // 3. Serve it. (This frame holds no per-request object while the
+      // connection then sits idle: they live in #ex and #body only.)
+      let handedOver = false;
       try {
-        const handedOver = await this.#exchange(ex, body, head);
-        if (handedOver) return;
+        handedOver = await this.#exchange();
       } finally {
-        ex.finish();
+        this.#ex!.finish();
         this.#ex = null;
         this.#body = null;
       }
+      if (handedOver) return;
       if (!this.keep || this.c.closed) return;
 
       // 4. Keep-alive: go back to the small buffer, wait for more.
@@ -321,10 +299,40 @@ export class Http1Conn implements Protocol {
     }
   }
 
+  /** Parses the head in `buf[start, headEnd)` and sets up its exchange;
+   * returns the refusal to send instead, if any. */
+  #open(ctx: Context, headEnd: number): HttpError | null {
+    const core = this.core;
+    const rb = this.rb;
+    let head: RequestHead;
+    try {
+      head = parseHead(rb.buf, rb.start, headEnd, core.limits);
+    } catch (e) {
+      if (e instanceof HttpError) return e;
+      throw e;
+    }
+    rb.start = rb.scan = headEnd;
+    if (head.contentLength > core.maxBodyBytes) {
+      return new HttpError(413, "request body too large");
+    }
+    this.phase = HANDLER;
+    this.c.deadline = 0;
+    const body = new Http1Body(this, head);
+    const ex = new Exchange(this.c, ctx, head, body, ++this.#seq, head.minor === 0 ? "1.0" : "1.1");
+    body.ex = ex;
+    this.#ex = ex;
+    this.#body = body;
+    this.keep = core.keepAlive && head.keepAlive && !core.draining;
+    return null;
+  }
+
   /** Runs the handler and writes its response; lowers `keep` when the
    * connection must close. Returns whether the connection was handed over. */
-  async #exchange(ex: Exchange, body: Http1Body, head: RequestHead): Promise<boolean> {
+  async #exchange(): Promise<boolean> {
     const core = this.core;
+    const ex = this.#ex!;
+    const body = this.#body!;
+    const head = body.head;
     if (head.method === "CONNECT") {
       // Only a handler that takes the tunnel over (upgrade()) may answer it.
       return await this.#connect(ex, head);

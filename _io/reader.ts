@@ -23,6 +23,25 @@ const smallPool: Uint8Array[] = [];
 const bigPool: Uint8Array[] = [];
 const POOL_MAX = 256;
 
+/** Small buffers are cut from shared slabs: a buffer of its own would cost
+ * an ArrayBuffer and a backing store (about 750 bytes) per idle connection
+ * on top of its 128 bytes. */
+const SLAB = SMALL_BUF * 256;
+let slab: Uint8Array | null = null;
+let slabAt = 0;
+
+function smallBuffer(): Uint8Array {
+  const pooled = smallPool.pop();
+  if (pooled !== undefined) return pooled;
+  if (slab === null || slabAt + SMALL_BUF > slab.length) {
+    slab = new Uint8Array(SLAB);
+    slabAt = 0;
+  }
+  const b = slab.subarray(slabAt, slabAt + SMALL_BUF);
+  slabAt += SMALL_BUF;
+  return b;
+}
+
 function readFailed(): number {
   return -1;
 }
@@ -30,7 +49,7 @@ function readFailed(): number {
 /** A connection's read side. */
 export class ReadBuffer {
   readonly conn: Deno.Conn;
-  readonly #small: Uint8Array = smallPool.pop() ?? new Uint8Array(SMALL_BUF);
+  readonly #small: Uint8Array = smallBuffer();
   buf: Uint8Array = this.#small;
   start = 0;
   end = 0;
