@@ -22,7 +22,8 @@ import {
   startOtlpReceiver,
 } from "./_test_otlp.ts";
 import { get, RawClient, within } from "./_test_http.ts";
-import { freshAsyncContext, spanOf, telemetryFor } from "./_telemetry.ts";
+import { spanOf, telemetryFor } from "./_telemetry.ts";
+import { freshAsyncContext } from "./_exchange/isolate.ts";
 import { background } from "./context.ts";
 
 const SERVER = 2, CLIENT = 3; // OTLP span kinds

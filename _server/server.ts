@@ -14,7 +14,8 @@ import { Http1Conn } from "../_http1/conn.ts";
 import { DEFAULT_LIMITS } from "../_http1/parser.ts";
 import { resolveHttp2Options, serveHttp2 } from "../_http2/conn.ts";
 import { accessLogFor } from "../_accesslog.ts";
-import { freshAsyncContext, type RunFresh, telemetryFor } from "../_telemetry.ts";
+import { freshAsyncContext, type RunFresh } from "../_exchange/isolate.ts";
+import { telemetryFor } from "../_telemetry.ts";
 import type { ServeHandler, ServeOptions, Server } from "../server.ts";
 
 function defaultOnError(error: unknown): Response {
