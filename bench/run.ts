@@ -42,6 +42,7 @@
 //   deno run -A bench/run.ts --scenario=hello --server=connctx,connctx-ctx2 \
 //       --rounds=15
 
+import { fmtK, fmtMs, fmtRps, parseCount, parseSeconds, plural, rotate } from "./_cli.ts";
 import { parseArgs } from "node:util";
 import {
   benchPath,
@@ -213,24 +214,6 @@ const USAGE = `usage: deno run -A bench/run.ts [options]
   --raw              append every run's req/s, p50 and p99 to the report
   --tool=wrk         wrk or autocannon (default: wrk if installed)
 Defaults: a full run takes about 21 minutes (--quick: about 7).`;
-
-/** Parses "3s", "3", "1m" into whole seconds. */
-function parseSeconds(name: string, text: string, min: number): number {
-  const m = /^(\d+)(s|m)?$/.exec(text.trim());
-  const seconds = m ? Number(m[1]) * (m[2] === "m" ? 60 : 1) : NaN;
-  if (!(seconds >= min)) {
-    throw new Error(`--${name}: expected whole seconds >= ${min}, got ${text}`);
-  }
-  return seconds;
-}
-
-function parseCount(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`--${name}: expected a positive integer, got ${text}`);
-  }
-  return n;
-}
 
 function parseList<T extends string>(
   name: string,
@@ -528,21 +511,6 @@ async function measure(
 // ---------------------------------------------------------------------------
 // Reporting
 
-function fmtRps(rps: number): string {
-  return Math.round(rps).toLocaleString("en-US");
-}
-
-/** Compact req/s for spreads: 57.8k, 1.35k, 950. */
-function fmtK(rps: number): string {
-  if (rps >= 10_000) return `${(rps / 1000).toFixed(1)}k`;
-  if (rps >= 1_000) return `${(rps / 1000).toFixed(2)}k`;
-  return rps.toFixed(0);
-}
-
-function fmtMs(ms: number): string {
-  return ms < 10 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(1)} ms`;
-}
-
 /** "0.94× (0.92–0.95)": median and interquartile range of ratios. */
 function fmtRatio(s: Summary): string {
   if (s.n === 0) return "–";
@@ -701,15 +669,6 @@ function rawTable(opts: Options, results: Results): string {
 
 // ---------------------------------------------------------------------------
 // Main
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
-function rotate<T>(xs: readonly T[], by: number): T[] {
-  const shift = xs.length ? by % xs.length : 0;
-  return [...xs.slice(shift), ...xs.slice(0, shift)];
-}
 
 async function main(): Promise<void> {
   let opts: Options;

@@ -25,6 +25,7 @@
 // Environment is passed by running the server argv of bench/_harness.ts under
 // `env` (which execs, so the pid the harness signals is the server's own).
 
+import { fmtK, fmtMs, fmtRps, parseCount, parseSeconds, plural, rotate } from "./_cli.ts";
 import { parseArgs } from "node:util";
 import {
   firstLine,
@@ -74,23 +75,6 @@ interface Options {
   connections: number;
   threads: number[];
   raw: boolean;
-}
-
-function parseSeconds(name: string, text: string, min: number): number {
-  const m = /^(\d+)(s|m)?$/.exec(text.trim());
-  const seconds = m ? Number(m[1]) * (m[2] === "m" ? 60 : 1) : NaN;
-  if (!(seconds >= min)) {
-    throw new Error(`--${name}: expected whole seconds >= ${min}, got ${text}`);
-  }
-  return seconds;
-}
-
-function parseCount(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`--${name}: expected a positive integer, got ${text}`);
-  }
-  return n;
 }
 
 function parseOptions(args: string[]): Options {
@@ -310,20 +294,6 @@ async function measure(
 // ---------------------------------------------------------------------------
 // Reporting
 
-function fmtRps(rps: number): string {
-  return Math.round(rps).toLocaleString("en-US");
-}
-
-function fmtK(rps: number): string {
-  if (rps >= 10_000) return `${(rps / 1000).toFixed(1)}k`;
-  if (rps >= 1_000) return `${(rps / 1000).toFixed(2)}k`;
-  return rps.toFixed(0);
-}
-
-function fmtMs(ms: number): string {
-  return ms < 10 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(1)} ms`;
-}
-
 function fmtRatio(s: Summary, digits = 3): string {
   if (s.n === 0) return "–";
   return `${s.median.toFixed(digits)}× (IQR ${s.q1.toFixed(digits)}–${s.q3.toFixed(digits)})`;
@@ -332,10 +302,6 @@ function fmtRatio(s: Summary, digits = 3): string {
 function fmtPct(ratio: number): string {
   const change = (ratio - 1) * 100;
   return `${change >= 0 ? "+" : "−"}${Math.abs(change).toFixed(1)} %`;
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 interface Entry {
@@ -494,11 +460,6 @@ function rawTable(opts: Options, results: Results): string {
 
 // ---------------------------------------------------------------------------
 // Main
-
-function rotate<T>(xs: readonly T[], by: number): T[] {
-  const shift = xs.length ? by % xs.length : 0;
-  return [...xs.slice(shift), ...xs.slice(0, shift)];
-}
 
 async function main(): Promise<void> {
   let opts: Options;
