@@ -6,6 +6,8 @@
 // seed's bug, in async-context form). Used by every protocol through
 // `Core.isolate`.
 
+import { internalsDisabled } from "./internals.ts";
+
 /**
  * A function that runs its argument in the async context captured when it was
  * made; see {@linkcode freshAsyncContext}.
@@ -116,8 +118,7 @@ function coreAsyncContext(): CoreAsync | null {
   if (coreAsync !== undefined) return coreAsync;
   coreAsync = null;
   try {
-    const st = Deno.permissions.querySync?.({ name: "env", variable: "CONNCTX_NO_FAST_PATH" });
-    if (st?.state === "granted" && Deno.env.get("CONNCTX_NO_FAST_PATH") === "1") return null;
+    if (internalsDisabled()) return null;
     const d = Deno as unknown as Record<PropertyKey, unknown>;
     const internal = d[d.internal as PropertyKey] as { core?: Partial<CoreAsync> } | undefined;
     const core = internal?.core;

@@ -10,6 +10,8 @@
 // fast path for the life of the process, so a future Deno falls back to the
 // public path rather than misbehaving. `CONNCTX_NO_FAST_PATH=1` disables it.
 
+import { internalsDisabled } from "./internals.ts";
+
 /** What a response is made of, ready to frame. */
 export interface Parts {
   status: number;
@@ -40,18 +42,8 @@ function symbols(o: object): Map<string, symbol> {
   return m;
 }
 
-function envDisabled(): boolean {
-  try {
-    const st = Deno.permissions.querySync?.({ name: "env", variable: "CONNCTX_NO_FAST_PATH" });
-    if (st?.state !== "granted") return false;
-    return Deno.env.get("CONNCTX_NO_FAST_PATH") === "1";
-  } catch {
-    return false;
-  }
-}
-
 function detect(): Fast | null {
-  if (envDisabled()) return null;
+  if (internalsDisabled()) return null;
   try {
     const m = symbols(new Response("probe"));
     const f: Fast = {
