@@ -183,10 +183,11 @@ export class Http1Conn implements Protocol {
       if (at !== 0) return void (this.c.deadline = at);
       // A body stalled (readTimeout) or below minBodyRate. The handler is
       // waiting for it, so no response has started: answer 408, then close.
-      this.#ex?.cancel(new HttpError(408, "request body too slow"));
+      const slow = new HttpError(408, "request body too slow");
+      this.#ex?.cancel(slow);
       this.phase = LINGER;
       this.c.expireIn(1000);
-      this.#refuse(new HttpError(408, "request body too slow")).finally(() => this.#close());
+      this.#refuse(slow).finally(() => this.#close());
       return;
     }
     if (phase === WRITE) {
