@@ -11,6 +11,8 @@ import { ContextKey } from "../_context.ts";
 import type { ChunkLimits } from "../_http1/chunked.ts";
 import type { Limits } from "../_http1/parser.ts";
 import type { AccessRecord } from "../_accesslog.ts";
+import type { RequestTelemetry } from "../_telemetry.ts";
+import type { RunFresh } from "./isolate.ts";
 import type { Connection } from "./conn.ts";
 
 /**
@@ -95,28 +97,6 @@ export type HandlerInfo = ServeHandlerInfo;
 /** A request handler. */
 export type Handler = (req: Request, info: HandlerInfo) => Response | Promise<Response>;
 
-/** Runs a callback in the async context the server was started in, so that
- * nothing one request leaves behind (an `AsyncLocalStorage` store entered
- * with `enterWith`, an active span) is seen by the next. */
-export type RunIsolated = <T>(fn: () => T) => T;
-
-/** Per-request telemetry, when the runtime's is on (see `_telemetry.ts`). */
-export interface RequestObserver {
-  /** Called once the request is known; returns the per-request hooks. */
-  start(req: Request, info: HandlerInfo, protocol: string): RequestObservation;
-}
-
-/** The hooks of one observed request. */
-export interface RequestObservation {
-  /** A value the request context carries under `key` (e.g. the span). */
-  readonly key: ContextKey<unknown> | null;
-  readonly value: unknown;
-  /** Runs the handler inside the observation (span active). */
-  run<T>(fn: () => T): T;
-  /** The response is finished (status 0: no response was sent). */
-  end(status: number, error: unknown, bodyBytes: number, sentBytes: number): void;
-}
-
 /** Everything a connection needs from its server. */
 export interface Core {
   handler: Handler;
@@ -153,9 +133,9 @@ export interface Core {
   log: (msg: string, err?: unknown) => void;
   unref: boolean;
   /** Runs user callbacks in the server's own async context. */
-  isolate: RunIsolated;
+  isolate: RunFresh;
   /** Telemetry, or `null` when off. */
-  observer: RequestObserver | null;
+  observer: RequestTelemetry | null;
   /** Access log, or `null` when off. */
   accessLog: ((entry: AccessRecord) => void) | null;
   /** Serves a connection that speaks HTTP/2 (ALPN `h2`, or the h2c preface),

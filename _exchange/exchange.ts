@@ -46,7 +46,8 @@ import {
   type Context,
 } from "../_context.ts";
 import type { Connection } from "./conn.ts";
-import type { ConnInfo, Core, HandlerInfo, RequestObservation } from "./core.ts";
+import type { SpanHandle } from "../_telemetry.ts";
+import type { ConnInfo, Core, HandlerInfo } from "./core.ts";
 import {
   DISCONNECTED,
   errorResponseOf,
@@ -118,7 +119,7 @@ export class Exchange implements RequestSource {
   #resolve: (() => void) | null = null;
   #info: Info | null = null;
   #request: Request | null = null;
-  #obs: RequestObservation | null = null;
+  #obs: SpanHandle | null = null;
   #error: unknown = undefined;
   finished = false;
   /** Set when the client is known to be gone before the response is done. */

@@ -14,7 +14,7 @@ import { Http1Conn } from "../_http1/conn.ts";
 import { DEFAULT_LIMITS } from "../_http1/parser.ts";
 import { resolveHttp2Options, serveHttp2 } from "../_http2/conn.ts";
 import { accessLogFor } from "../_accesslog.ts";
-import { freshAsyncContext, type RunFresh } from "../_exchange/isolate.ts";
+import { freshAsyncContext } from "../_exchange/isolate.ts";
 import { telemetryFor } from "../_telemetry.ts";
 import type { ServeHandler, ServeOptions, Server } from "../server.ts";
 
@@ -73,8 +73,6 @@ export class ServerImpl implements Server {
   #shutdown: Promise<void> | null = null;
   #idle: (() => void) | null = null;
   #acceptLoop: Promise<void>;
-  /** Runs user callbacks in the async context the server started in. */
-  #isolate!: RunFresh;
 
   constructor(options: ServeOptions, handler: ServeHandler) {
     if (options.proxyProtocol && (options.cert !== undefined || options.key !== undefined)) {
@@ -147,7 +145,7 @@ export class ServerImpl implements Server {
       onIdle: () => this.#idle?.(),
       log: (msg, err) => console.error(`connctx: ${msg}`, ...(err === undefined ? [] : [err])),
       unref: false,
-      isolate: this.#isolate = freshAsyncContext(),
+      isolate: freshAsyncContext(),
       observer: telemetryFor(options.telemetry),
       accessLog: accessLogFor(options.accessLog),
       http2: h2 === null ? null : (c, ctx, b) => serveHttp2(c, ctx, b, h2),
@@ -193,7 +191,7 @@ export class ServerImpl implements Server {
     const core = this.#core;
     // Isolation loads lazily (once per process, a few ms): no request runs
     // before it is in place.
-    await this.#isolate.ready;
+    await core.isolate.ready;
     let backoff = 0;
     while (this.#listening) {
       let conn: Deno.Conn;
