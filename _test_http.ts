@@ -414,3 +414,51 @@ function findCRLFCRLF(b: Uint8Array): number {
   }
   return -1;
 }
+
+// ---------------------------------------------------------------------------
+// TLS
+
+/**
+ * A test CA and a leaf certificate for localhost and 127.0.0.1 signed by it
+ * (rustls refuses a CA certificate used as a server's own), made with
+ * openssl in a temporary directory that is removed again; `null` when
+ * openssl is missing or fails.
+ */
+export async function testCerts(): Promise<{ ca: string; cert: string; key: string } | null> {
+  const dir = await Deno.makeTempDir({ prefix: "connctx-certs-" });
+  const ssl = async (args: string[]) => {
+    const out = await new Deno.Command("openssl", {
+      args,
+      cwd: dir,
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (!out.success) throw new Error(`openssl ${args[0]} failed`);
+  };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  try {
+    await ssl([
+      ...["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+      ...["-subj", "/CN=connctx test CA"],
+    ]);
+    await ssl(["req", ...ec, "-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost"]);
+    await Deno.writeTextFile(
+      `${dir}/leaf.ext`,
+      "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
+        "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    );
+    await ssl([
+      ...["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key"],
+      ...["-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "leaf.ext"],
+    ]);
+    return {
+      ca: await Deno.readTextFile(`${dir}/ca.pem`),
+      cert: await Deno.readTextFile(`${dir}/cert.pem`),
+      key: await Deno.readTextFile(`${dir}/key.pem`),
+    };
+  } catch {
+    return null;
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}

@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { type ConnInfo, type ConnState, serve, type ServeOptions } from "./server.ts";
-import { get, portOf, RawClient, within } from "./_test_http.ts";
+import { get, portOf, RawClient, testCerts, within } from "./_test_http.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -194,64 +194,13 @@ function seen(req: Request, info: { remoteAddr: Deno.Addr; conn: ConnInfo }): Re
 // ---------------------------------------------------------------------------
 // TLS
 
-/** A CA and a leaf certificate for localhost and 127.0.0.1, made by openssl in
- * `dir` (the leaf is not a CA: rustls rejects a CA certificate used as a
- * server's own). */
+/** The shared test certificates, with the CA also written to `dir` (for
+ * curl's `--cacert`). */
 async function makeCerts(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const o = bins.openssl!;
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await run(o, [
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=connctx test CA",
-  ], { cwd: dir });
-  await run(o, [
-    "req",
-    ...ec,
-    "-keyout",
-    "key.pem",
-    "-out",
-    "leaf.csr",
-    "-subj",
-    "/CN=localhost",
-  ], { cwd: dir });
-  await Deno.writeTextFile(
-    `${dir}/leaf.ext`,
-    "basicConstraints=critical,CA:FALSE\n" +
-      "keyUsage=critical,digitalSignature\n" +
-      "extendedKeyUsage=serverAuth\n" +
-      "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-  );
-  await run(o, [
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "cert.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "leaf.ext",
-  ], { cwd: dir });
-  return {
-    ca: await Deno.readTextFile(`${dir}/ca.pem`),
-    cert: await Deno.readTextFile(`${dir}/cert.pem`),
-    key: await Deno.readTextFile(`${dir}/key.pem`),
-  };
+  const certs = await testCerts();
+  assert.ok(certs !== null, "openssl could not make the test certificates");
+  await Deno.writeTextFile(`${dir}/ca.pem`, certs.ca);
+  return certs;
 }
 
 peerTest("TLS: fetch with the test CA sees https URLs and the negotiated ALPN", [

@@ -21,6 +21,7 @@
 // Waits are bounded and event-driven; a delay is only ever a way of sending
 // (Autobahn's "chopped" and "frame-wise" cases), never an assertion.
 
+import { testCerts } from "./_test_http.ts";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
 import { serve, type ServeOptions, type Server } from "./server.ts";
@@ -1815,82 +1816,45 @@ Deno.test("upgrade(): CONNECT tunnels when the handler takes it; 501 otherwise",
 // -------------------------------------------------- more: TLS, server context takeover
 
 Deno.test("wss: a WebSocket over TLS (openssl-made certificate)", async () => {
-  const openssl = await new Deno.Command("openssl", {
-    args: ["version"],
-    stdout: "null",
-    stderr: "null",
-  })
-    .output().catch(() => null);
-  if (!openssl?.success) {
-    console.log("skipped: openssl is not installed");
+  const certs = await testCerts();
+  if (certs === null) {
+    console.log("skipped: openssl is not installed (or failed)");
     return;
   }
-  const dir = await Deno.makeTempDir({ prefix: "connctx-wss-" });
+  const { ca, cert, key } = certs;
+  let url = "";
+  const server = serve({ port: 0, hostname: "127.0.0.1", cert, key, onListen() {} }, (req) => {
+    const { socket, response } = upgradeWebSocket(req);
+    url = socket.url;
+    socket.onmessage = (e) => socket.send(e.data);
+    return response;
+  });
   try {
-    const run = async (...args: string[]) => {
-      const o = await new Deno.Command("openssl", {
-        args,
-        cwd: dir,
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      assert.ok(o.success, dec.decode(o.stderr));
-    };
-    // A CA, and a leaf for 127.0.0.1 signed by it (rustls wants both roles apart).
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    await run(
-      ...["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1"],
-      ...["-subj", "/CN=connctx test CA", "-addext", "basicConstraints=critical,CA:TRUE"],
-      ...["-addext", "keyUsage=critical,keyCertSign"],
-    );
-    await run("req", ...ec, "-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost");
-    await Deno.writeTextFile(
-      `${dir}/leaf.ext`,
-      "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    );
-    await run(
-      ...["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key"],
-      ...["-CAcreateserial", "-out", "cert.pem", "-days", "1", "-extfile", "leaf.ext"],
-    );
-    const ca = await Deno.readTextFile(`${dir}/ca.pem`);
-    const cert = await Deno.readTextFile(`${dir}/cert.pem`);
-    const key = await Deno.readTextFile(`${dir}/key.pem`);
-    let url = "";
-    const server = serve({ port: 0, hostname: "127.0.0.1", cert, key, onListen() {} }, (req) => {
-      const { socket, response } = upgradeWebSocket(req);
-      url = socket.url;
-      socket.onmessage = (e) => socket.send(e.data);
-      return response;
-    });
-    try {
-      const port = (server.addr as Deno.NetAddr).port;
-      const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca] });
-      await conn.write(enc.encode(
-        `GET /secure HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      ));
-      const buf = new Uint8Array(4096);
-      let got = new Uint8Array(0);
-      let end = -1;
-      while (end < 0) {
-        const n = await within(conn.read(buf), 3000, "101");
-        assert.ok(n !== null);
-        got = new Uint8Array([...got, ...buf.subarray(0, n)]);
-        end = dec.decode(got).indexOf("\r\n\r\n");
-      }
-      assert.match(dec.decode(got), /^HTTP\/1\.1 101 /);
-      const { connTransport } = await import("./_ws/socket.ts");
-      const client = new RawWsClient(connTransport(conn), got.subarray(end + 4));
-      const big = bytes(300_000, 7);
-      await client.sendFrame(OP.binary, big);
-      assert.deepEqual((await readMessage(client)).payload, big);
-      await closeClean(client);
-      assert.equal(url, `wss://127.0.0.1:${port}/secure`);
-    } finally {
-      await server.shutdown();
+    const port = (server.addr as Deno.NetAddr).port;
+    const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca] });
+    await conn.write(enc.encode(
+      `GET /secure HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    ));
+    const buf = new Uint8Array(4096);
+    let got = new Uint8Array(0);
+    let end = -1;
+    while (end < 0) {
+      const n = await within(conn.read(buf), 3000, "101");
+      assert.ok(n !== null);
+      got = new Uint8Array([...got, ...buf.subarray(0, n)]);
+      end = dec.decode(got).indexOf("\r\n\r\n");
     }
+    assert.match(dec.decode(got), /^HTTP\/1\.1 101 /);
+    const { connTransport } = await import("./_ws/socket.ts");
+    const client = new RawWsClient(connTransport(conn), got.subarray(end + 4));
+    const big = bytes(300_000, 7);
+    await client.sendFrame(OP.binary, big);
+    assert.deepEqual((await readMessage(client)).payload, big);
+    await closeClean(client);
+    assert.equal(url, `wss://127.0.0.1:${port}/secure`);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await server.shutdown();
   }
 });
 

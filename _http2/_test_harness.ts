@@ -3,6 +3,7 @@
 // from RFC 9113, for frame-level cases), an HPACK-encoding request builder,
 // and a self-signed certificate made with `openssl`.
 
+import { concat, testCerts } from "../_test_http.ts";
 import { ByteBuf } from "./buf.ts";
 import {
   CONTINUATION,
@@ -297,69 +298,4 @@ export class RawClient {
   }
 }
 
-/** Concatenates byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const n = parts.reduce((s, p) => s + p.byteLength, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}
-
-/** A test CA and a leaf certificate for 127.0.0.1/localhost signed by it
- * (rustls refuses a CA certificate as a server's own), made with openssl;
- * `null` if openssl is missing or fails. */
-export async function testCerts(): Promise<{ ca: string; cert: string; key: string } | null> {
-  const dir = await Deno.makeTempDir();
-  const ssl = async (args: string[]) => {
-    const out = await new Deno.Command("openssl", {
-      args,
-      cwd: dir,
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    if (!out.success) throw new Error(`openssl ${args[0]} failed`);
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  try {
-    await ssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"].concat(
-      ["-subj", "/CN=connctx h2 test CA"],
-    ));
-    await ssl(["req", ...ec, "-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost"]);
-    await Deno.writeTextFile(
-      `${dir}/leaf.ext`,
-      "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" +
-        "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    );
-    await ssl([
-      "x509",
-      "-req",
-      "-in",
-      "leaf.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "cert.pem",
-      "-days",
-      "2",
-      "-extfile",
-      "leaf.ext",
-    ]);
-    return {
-      ca: await Deno.readTextFile(`${dir}/ca.pem`),
-      cert: await Deno.readTextFile(`${dir}/cert.pem`),
-      key: await Deno.readTextFile(`${dir}/key.pem`),
-    };
-  } catch {
-    return null;
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
+export { concat, testCerts };
